@@ -1,0 +1,13 @@
+"""The code location: every asset, job, schedule and sensor of lmdp-pipeline."""
+
+import dagster as dg
+
+from assets import ALL_ASSETS, PlatformResource
+from lmdp_pipeline.paths import PlatformPaths
+from sensors import ALL_JOBS
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=ALL_JOBS,
+    resources={"platform": PlatformResource(home=str(PlatformPaths.from_env().home))},
+)

@@ -1,0 +1,61 @@
+"""Deterministic synthetic CCSS-style deliveries for all nine registers.
+
+``generate`` draws one population and writes, for every month of the period, one CSV
+per register under ``landing/`` exactly as the source agency would send it, direct
+identifiers included, plus two example approvals and one external researcher file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from ..contracts import ContractSet, load_contracts
+from .examples import write_approvals, write_survey
+from .monthly import REGISTER_BUILDERS, Month
+from .period import Period
+from .population import draw_population
+from .writer import write_delivery
+
+DEFAULT_PERSONS = 5_000
+DEFAULT_MONTHS = "2023-01:2024-12"
+DEFAULT_SEED = 20_261_128
+
+__all__ = ["DEFAULT_MONTHS", "DEFAULT_PERSONS", "DEFAULT_SEED", "Period", "SampleData", "generate"]
+
+
+@dataclass
+class SampleData:
+    landing: Path
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # register -> month -> rows
+    approvals: list[Path] = field(default_factory=list)
+    external: list[Path] = field(default_factory=list)
+
+
+def generate(
+    home: Path,
+    persons: int = DEFAULT_PERSONS,
+    period: Period | str = DEFAULT_MONTHS,
+    seed: int = DEFAULT_SEED,
+    contracts: ContractSet | None = None,
+) -> SampleData:
+    """Write deliveries to ``home/landing``, approvals to ``home/approvals``, external data to ``home/external``."""
+    period = Period.parse(period) if isinstance(period, str) else period
+    contracts = contracts or load_contracts()
+    population = draw_population(contracts, period, persons, seed)
+    result = SampleData(landing=home / "landing")
+    con = duckdb.connect()
+    try:
+        for m, label in enumerate(period.months):
+            month = Month(population, m, seed)
+            for register, build in REGISTER_BUILDERS.items():
+                path = home / "landing" / register / f"{register}_{label}.csv"
+                rows = write_delivery(con, contracts[register], build(month), path)
+                result.rows.setdefault(register, {})[label] = rows
+    finally:
+        con.close()
+    result.approvals = write_approvals(home / "approvals", period)
+    result.external = [write_survey(home / "external", population, seed)]
+    return result

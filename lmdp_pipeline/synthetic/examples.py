@@ -1,0 +1,109 @@
+"""The two example approvals and the researchers' external file that come with sample data.
+
+They are written against the generated period so that ``lmdp demo`` can build both
+projects straight away; their format is SPEC section 4.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..matricule import LENGTH
+from .period import Period
+from .population import Population
+
+SURVEY_PROJECT = "P2026-001"
+SURVEY_FILE = "survey_2025.csv"
+
+
+def example_approvals(period: Period) -> dict[str, dict]:
+    last_year = Period(max(period.first, period.last - 11), period.last)
+    return {
+        SURVEY_PROJECT: {
+            "project": SURVEY_PROJECT,
+            "title": "Return to work after long-term sickness",
+            "institution": "LISER",
+            "status": "approved",
+            "approved_on": dt.date(2026, 11, 2),
+            "expires_on": dt.date(2028, 12, 31),
+            "period": {"from": str(period.first), "to": str(period.last)},
+            "population": [
+                {"register": "affiliation", "where": {"a_status": {"in": ["employee"]}}},
+                {"register": "individuals", "where": {"i_birth_date": {"between": [dt.date(1960, 1, 1), dt.date(1975, 12, 31)]}}},
+            ],
+            "variables": {
+                "individuals": {"i_birth_date": "year", "i_sex": "default", "i_citizenship": "default", "i_residence": "canton"},
+                "jobs": {"j_start": "month", "j_end": "month", "j_isco": "2digit", "j_employer": "pseudonym"},
+                "absences": {"ab_start": "day", "ab_end": "day", "ab_reason": "default"},
+            },
+            "justifications": {
+                "individuals.i_residence": "Canton-level regional analysis is the research question.",
+                "absences": "Sickness absence is the outcome of the study.",
+            },
+            "external": {
+                "survey_2025": {
+                    "file": SURVEY_FILE,
+                    "id_column": "matricule",
+                    "columns": {"q_health": {"type": "integer", "values": [1, 2, 3, 4, 5]}, "q_hours": {"type": "integer"}},
+                }
+            },
+        },
+        "P2026-002": {
+            "project": "P2026-002",
+            "title": "Health-care use and cash benefits of pensioners by citizenship",
+            "institution": "University of Luxembourg",
+            "status": "approved",
+            "approved_on": dt.date(2026, 10, 15),
+            "expires_on": dt.date(2028, 6, 30),
+            "period": {"from": str(last_year.first), "to": str(last_year.last)},
+            "population": [{"register": "affiliation", "where": {"a_status": {"eq": "pensioner"}}}],
+            "variables": {
+                "individuals": {"i_birth_date": "year", "i_sex": "default", "i_citizenship": "country"},
+                "cash_benefits": {"cb_type": "default", "cb_amount": "default"},
+                "benefits_in_kind": {"bk_date": "month", "bk_service": "group", "bk_amount": "default"},
+            },
+            "justifications": {
+                "individuals.i_citizenship": "Health-care use differs by country of origin within the EU; the 7 groups hide it.",
+                "benefits_in_kind": "Health-care use is the outcome of the study.",
+            },
+        },
+    }
+
+
+def write_approvals(directory: Path, period: Period) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for project, approval in example_approvals(period).items():
+        path = directory / f"{project}.yaml"
+        path.write_text(yaml.safe_dump(approval, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def write_survey(directory: Path, pop: Population, seed: int) -> Path:
+    """A researcher's survey: mostly employees born 1960-1975, some others, two mistyped ids."""
+    rng = np.random.default_rng([seed, 2025])
+    born = pop.birth_date.astype("datetime64[Y]").astype(int) + 1970
+    target = np.flatnonzero((born >= 1960) & (born <= 1975) & (pop.role == 2))
+    others = np.flatnonzero((born < 1960) | (born > 1975))
+    size = min(len(target), max(20, min(2000, pop.size // 50)))
+    chosen = np.concatenate([
+        rng.choice(target, size=size, replace=False),
+        rng.choice(others, size=max(2, size // 10), replace=False),
+    ])
+    ids = pop.matricule[chosen].astype(f"U{LENGTH}")
+    mistyped = rng.choice(len(ids), size=2, replace=False)
+    for row in mistyped:  # a transposed pair of digits: the check digits catch it
+        value = ids[row]
+        ids[row] = value[:8] + value[9] + value[8] + value[10:] if value[8] != value[9] else value[:12] + str((int(value[12]) + 1) % 10)
+    health = rng.choice([1, 2, 3, 4, 5], size=len(ids), p=[0.05, 0.1, 0.3, 0.35, 0.2])
+    hours = rng.choice([20, 30, 38, 40, 45, 50], size=len(ids))
+    path = directory / SURVEY_PROJECT / SURVEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["matricule,q_health,q_hours"] + [f"{i},{h},{w}" for i, h, w in zip(ids, health, hours)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

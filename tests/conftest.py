@@ -1,0 +1,36 @@
+"""Shared fixtures: the real contracts, and one small generated delivery set per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lmdp_pipeline.contracts import ContractSet, load_contracts
+from lmdp_pipeline.paths import CONTRACTS_DIR
+from lmdp_pipeline.synthetic import SampleData, generate
+
+SMALL_PERSONS = 2_000
+SMALL_MONTHS = "2023-01:2024-12"
+SMALL_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def contracts() -> ContractSet:
+    return load_contracts()
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory, contracts: ContractSet) -> SampleData:
+    """Two years of deliveries for 2,000 persons, shared by the coherence tests (read-only)."""
+    home = tmp_path_factory.mktemp("generated")
+    return generate(home, persons=SMALL_PERSONS, period=SMALL_MONTHS, seed=SMALL_SEED, contracts=contracts)
+
+
+@pytest.fixture
+def contracts_copy(tmp_path: Path) -> Path:
+    """A writable copy of data_contracts/ for tests that break it on purpose."""
+    target = tmp_path / "data_contracts"
+    shutil.copytree(CONTRACTS_DIR, target)
+    return target

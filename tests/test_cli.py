@@ -1,0 +1,55 @@
+"""`lmdp` as a user runs it: a subprocess with its own LMDP_HOME."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lmdp_pipeline.paths import PROJECT_ROOT
+
+
+def lmdp(home, *args):
+    env = {**os.environ, "LMDP_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    return subprocess.run(
+        [sys.executable, "-m", "lmdp_cli", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_sample_data_writes_into_lmdp_home(tmp_path):
+    result = lmdp(tmp_path, "sample-data", "--persons", "200", "--months", "2024-01:2024-02", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "landing" / "jobs" / "jobs_2024-02.csv").is_file()
+    assert (tmp_path / "approvals" / "P2026-001.yaml").is_file()
+    assert "individuals" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--months", "2024-13"], "--months: '2024-13' is not a month in the form YYYY-MM"),
+        (["--months", "2024-05:2024-01"], "ends before it starts"),
+        (["--persons", "10"], "--persons must be at least 50"),
+    ],
+)
+def test_bad_arguments_exit_non_zero_with_a_clear_message(tmp_path, args, message):
+    result = lmdp(tmp_path, "sample-data", *args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "landing").exists()
+
+
+@pytest.mark.slow
+def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
+    result = lmdp(tmp_path, "demo", "--persons", "300", "--months", "2024-01:2024-03")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "landing" / "individuals" / "individuals_2024-03.csv").is_file()
+    assert (tmp_path / "dictionary" / "html" / "index.html").is_file()
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        runs = instance.get_runs()
+        assert [r.job_name for r in runs] == ["publish_dictionary"]
+        assert runs[0].status == DagsterRunStatus.SUCCESS
