@@ -17,6 +17,15 @@ from pathlib import Path
 from lmdp_pipeline.contracts import ContractError
 from lmdp_pipeline.paths import PlatformPaths
 from lmdp_pipeline.synthetic import DEFAULT_MONTHS, DEFAULT_PERSONS, DEFAULT_SEED, Period, generate
+from lmdp_pipeline.period import parse_month
+
+
+DAGSTER_SETTINGS = """# Written by lmdp on first use; SQLite storage under this folder. See docs/operations.md.
+telemetry:
+  enabled: false
+"""
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""The runs' event log keeps every event; the terminal shows warnings and errors only."""
 
 
 class CommandError(Exception):
@@ -29,19 +38,41 @@ def _dagster_instance(paths: PlatformPaths):
 
     home = paths.dagster_home
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text(DAGSTER_SETTINGS, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return DagsterInstance.get()
 
 
-def _run_job(paths: PlatformPaths, job_name: str) -> None:
+def _run_job(paths: PlatformPaths, job_name: str, partition_key: str | None = None, asset_selection=None) -> str | None:
+    """Run a job in this process on the persistent instance; return None or the failure text."""
     from definitions import defs
 
     instance = _dagster_instance(paths)
-    result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, raise_on_error=False)
-    if not result.success:
-        failures = [e.message for e in result.all_events if e.is_step_failure]
-        raise CommandError(f"job {job_name} failed (run {result.run_id}): {'; '.join(failures) or 'see the Dagster UI'}")
-    print(f"job {job_name} succeeded (run {result.run_id})")
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=asset_selection,
+        run_config=QUIET_RUN,
+        raise_on_error=False,
+    )
+    label = f"{job_name}" + (f" [{partition_key}]" if partition_key else "")
+    if result.success:
+        print(f"{label}: succeeded (run {result.run_id})")
+        return None
+    failures = [e.step_failure_data.error.message.strip() for e in result.all_events if e.is_step_failure]
+    return f"{label} failed (run {result.run_id}): " + ("; ".join(failures) or "see the Dagster UI")
+
+
+def _delivered_months(paths: PlatformPaths) -> dict[str, list[str]]:
+    """Month -> registers with a delivery file in landing/."""
+    months: dict[str, list[str]] = {}
+    for path in sorted(paths.landing.glob("*/*_????-??.csv")):
+        register, month = path.stem.rsplit("_", 1)
+        if register == path.parent.name:
+            months.setdefault(month, []).append(register)
+    return months
 
 
 def cmd_sample_data(args: argparse.Namespace, paths: PlatformPaths) -> None:
@@ -62,13 +93,37 @@ def cmd_sample_data(args: argparse.Namespace, paths: PlatformPaths) -> None:
 
 
 def cmd_dictionary(args: argparse.Namespace, paths: PlatformPaths) -> None:
-    _run_job(paths, "publish_dictionary")
+    failure = _run_job(paths, "publish_dictionary")
+    if failure:
+        raise CommandError(failure)
     print(f"data dictionary: {paths.dictionary / 'html' / 'index.html'}")
+
+
+def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
+    from assets.registers import register_key
+
+    delivered = _delivered_months(paths)
+    if args.month:
+        parse_month(args.month)
+        if args.month not in delivered:
+            raise CommandError(f"no delivery for {args.month} in {paths.landing}")
+        delivered = {args.month: delivered[args.month]}
+    if not delivered:
+        raise CommandError(f"no deliveries in {paths.landing}; run `lmdp sample-data` or drop files there")
+    failures = []
+    for month, registers in sorted(delivered.items()):
+        failure = _run_job(paths, "register_refresh", month, [register_key(r) for r in registers])
+        if failure:
+            failures.append(failure)
+    if failures:
+        raise CommandError(f"{len(failures)} month(s) not refreshed:\n  " + "\n  ".join(failures))
 
 
 def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
     args.output = None
+    args.month = None
     cmd_sample_data(args, paths)
+    cmd_refresh(args, paths)
     cmd_dictionary(args, paths)
     print(f"demo data under {paths.home}; open the UI with `make ui`")
 
@@ -89,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dictionary = commands.add_parser("dictionary", help="publish the data dictionary (runs through Dagster)")
     dictionary.set_defaults(handler=cmd_dictionary)
+
+    refresh = commands.add_parser("refresh", help="ingest and validate deliveries (runs register_refresh through Dagster)")
+    refresh.add_argument("--month", help="only this month, YYYY-MM (default: every month with a delivery)")
+    refresh.set_defaults(handler=cmd_refresh)
 
     demo = commands.add_parser("demo", help="sample data and everything built from it, on LMDP_HOME")
     add_sample_options(demo)

@@ -1,13 +1,11 @@
 """Dagster jobs, and the schedules and sensors that start them without a person clicking."""
 
-import dagster as dg
+from .deliveries import register_deliveries
+from .jobs import publish_dictionary, register_refresh
+from .schedules import monthly_register_refresh
 
-from assets.dictionary import data_dictionary
+ALL_JOBS = [publish_dictionary, register_refresh]
+ALL_SCHEDULES = [monthly_register_refresh]
+ALL_SENSORS = [register_deliveries]
 
-publish_dictionary = dg.define_asset_job(
-    "publish_dictionary",
-    selection=[data_dictionary],
-    description="Publish the data dictionary from the contracts.",
-)
-
-ALL_JOBS = [publish_dictionary]
+__all__ = ["ALL_JOBS", "ALL_SCHEDULES", "ALL_SENSORS"]

@@ -272,6 +272,8 @@ class VolumeRule(_Strict):
 class Quality(_Strict):
     references: list[Reference] = Field(default_factory=list)
     volume: VolumeRule | None = None
+    min_rows: int = Field(default=1, ge=0)
+    """Fewest data rows a delivery may have; 0 for registers of rare events."""
 
 
 class Contract(_Strict):

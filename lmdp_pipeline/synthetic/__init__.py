@@ -15,7 +15,7 @@ import duckdb
 from ..contracts import ContractSet, load_contracts
 from .examples import write_approvals, write_survey
 from .monthly import REGISTER_BUILDERS, Month
-from .period import Period
+from ..period import Period
 from .population import draw_population
 from .writer import write_delivery
 

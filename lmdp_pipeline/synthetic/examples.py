@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from ..matricule import LENGTH
-from .period import Period
+from ..period import Period
 from .population import Population
 
 SURVEY_PROJECT = "P2026-001"

@@ -27,7 +27,7 @@ from .names import (
     FOREIGN_LOCALITIES,
     LAST_NAMES,
 )
-from .period import Period
+from ..period import Period
 
 NEVER = np.iinfo(np.int32).max // 2
 """Month index of an event that does not happen within reach of the period."""

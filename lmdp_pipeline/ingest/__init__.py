@@ -1,0 +1,107 @@
+"""Monthly register ingestion: a delivery checked against its contract, typed, and stored.
+
+``ingest_delivery`` is the whole path for one register and month: structure, typing,
+the contract's Great Expectations suite, then either the warehouse (Parquet, replaced
+atomically) or the quarantine (a copy and a readable report). Policy: any broken hard
+rule refuses the whole delivery; see docs/ingestion.md for why rows are not rejected
+one by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ..contracts import ContractSet
+from ..paths import PlatformPaths
+from ..period import parse_month
+from .report import Check, DeliveryRefused, Finding, Severity, ValidationReport
+from .staging import sql_type, stage, warehouse_file
+from .store import previous_month, publish, quarantine, stored_rows
+from .structure import check_encoding, read_header, rejected_lines, scan_sql
+from .validate import validate_staged
+
+__all__ = ["DeliveryRefused", "IngestResult", "ingest_delivery", "sha256_of"]
+
+DUCKDB_MEMORY_LIMIT = "4GB"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    register: str
+    month: str
+    source: Path
+    stored: Path
+    report: ValidationReport
+    rows_stored: int
+    schema: list[tuple[str, str]]  # (column, DuckDB type) as stored
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.report.rows_read - self.rows_stored
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _connect(spill: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to ``spill`` beyond the memory limit (large months)."""
+    return duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(spill)})
+
+
+def _refuse(report: ValidationReport, source: Path, paths: PlatformPaths) -> DeliveryRefused:
+    return DeliveryRefused(report, str(quarantine(source, report, paths.quarantine)))
+
+
+def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str, month: str) -> IngestResult:
+    """Validate ``landing/<register>/<register>_<month>.csv`` and store it, or quarantine it and raise."""
+    contract = contracts[register]
+    parse_month(month)
+    source = paths.delivery_file(register, month)
+    if not source.is_file():
+        raise FileNotFoundError(f"no delivery for {register} {month}: expected {source}")
+    report = ValidationReport(source.name, register, month, sha256_of(source), contract.version)
+    header, problems = read_header(source, contract)
+    problems = problems or check_encoding(source)
+    if problems:
+        report.findings += problems
+        raise _refuse(report, source, paths)
+    spill = paths.warehouse / ".spill" / uuid.uuid4().hex
+    con = _connect(spill)
+    try:
+        missing = stage(con, scan_sql(source, contract, header), contract, contracts, paths.warehouse, month)
+        report.findings += rejected_lines(con)
+        for target in missing:
+            report.findings.append(Finding(
+                Check.references, "referenced month in the warehouse", None, 0,
+                hint=f"{target} is not in the warehouse yet: ingest it first (register_refresh does it in order)",
+            ))
+        previous = stored_rows(con, warehouse_file(paths.warehouse, register, previous_month(month)))
+        rows, findings = validate_staged(con, contract, month, previous)
+        report.values_checked = True
+        report.rows_read = rows + sum(f.rows for f in report.findings_for(Check.structure))
+        report.findings += findings
+        minimum = contract.quality.min_rows
+        if rows < minimum:
+            report.findings.append(Finding(
+                Check.structure, f"at least {minimum} data row(s)", None, rows,
+                hint="the file has a header but no rows; ask the source whether the month is missing",
+            ))
+        if report.refused:
+            raise _refuse(report, source, paths)
+        stored = publish(con, contract, paths.warehouse, month)
+        schema = [(v.name, sql_type(v)) for v in contract.variables]
+        return IngestResult(register, month, source, stored, report, rows, schema)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)

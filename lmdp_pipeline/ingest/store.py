@@ -1,0 +1,76 @@
+"""The warehouse and the quarantine: where accepted and refused deliveries end up.
+
+Both are written so that no reader ever sees half a file: the warehouse Parquet file
+of a month is written under a hidden unique name beside its target and renamed over
+it in one step, and a quarantine folder is complete before it gets its final name.
+Months are separate files, so parallel runs of different months never touch the same
+path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from ..contracts import Contract
+from ..sql import quote_identifier, quote_literal
+from .report import ValidationReport
+from .staging import ROW, warehouse_file
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def previous_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+
+
+def stored_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
+    """Row count of a warehouse file from its Parquet footer (0 when absent)."""
+    if not path.exists():
+        return 0
+    return con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({quote_literal(path)})").fetchone()[0] or 0
+
+
+def publish(con: duckdb.DuckDBPyConnection, contract: Contract, warehouse: Path, month: str) -> Path:
+    """Write the staged variables as the month's Parquet file, replacing any previous one atomically."""
+    target = warehouse_file(warehouse, contract.register, month)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.partial")
+    columns = ", ".join(quote_identifier(v.name) for v in contract.variables)
+    try:
+        con.execute(
+            f"COPY (SELECT {columns} FROM staged ORDER BY {ROW}) TO {quote_literal(partial)} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+        os.chmod(partial, PRIVATE_FILE)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def quarantine(delivery: Path, report: ValidationReport, quarantine_dir: Path) -> Path:
+    """Keep a copy of the refused file with its report; return the report's path."""
+    name = f"{delivery.stem}_{report.sha256[:12]}" if report.sha256 else delivery.stem
+    final = quarantine_dir / report.register / name
+    staging = final.with_name(f".{name}.{uuid.uuid4().hex}")
+    staging.mkdir(parents=True, mode=PRIVATE_DIR)
+    try:
+        if delivery.exists():
+            shutil.copyfile(delivery, staging / delivery.name)
+            os.chmod(staging / delivery.name, PRIVATE_FILE)
+        (staging / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+        (staging / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)  # the same file refused again: keep one copy
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final / "report.md"

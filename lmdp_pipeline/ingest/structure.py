@@ -1,0 +1,130 @@
+"""Structural checks on a delivery file, before any value is looked at.
+
+The header is read by hand (a few bytes) so that a wrong delimiter, a renamed or
+missing column, a byte-order mark or CR LF line endings get a precise message. The
+body is then scanned by DuckDB with the contract's columns all read as text (CSV type
+detection would turn matricules into numbers and lose leading zeros), and DuckDB's
+reject table gives the line and kind of every malformed line, never its content.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ..contracts import Contract
+from .report import MAX_ROWS_SHOWN, Check, Finding
+
+MAX_LINE_BYTES = 64 * 1024
+"""No legitimate register line comes near this; a longer one is a broken or hostile file."""
+
+REJECT_RULES = {
+    "MISSING COLUMNS": ("line has fewer columns than the header", "the file may be truncated or a value holds an unquoted line break"),
+    "TOO MANY COLUMNS": ("line has more columns than the header", "a value holds an unquoted delimiter"),
+    "UNQUOTED VALUE": ("badly quoted value", "quotes inside values must be doubled"),
+    "LINE SIZE OVER MAXIMUM": (f"line longer than {MAX_LINE_BYTES} bytes", "a field is far longer than any register value"),
+    "INVALID ENCODING": ("not valid UTF-8", "the file must be UTF-8; it may have been saved as Latin-1 or Windows-1252"),
+    "INVALID STATE": ("unreadable line", "the quoting of the line is inconsistent"),
+    "CAST": ("unreadable value", "check the line"),
+}
+
+
+@dataclass(frozen=True)
+class Header:
+    columns: list[str]
+
+
+def _finding(rule: str, hint: str, column: str | None = None, rows: int = 0) -> Finding:
+    return Finding(Check.structure, rule, column, rows, hint=hint)
+
+
+def read_header(path: Path, contract: Contract) -> tuple[Header | None, list[Finding]]:
+    """Check the first line against the contract; return the columns in file order."""
+    with path.open("rb") as handle:
+        head = handle.read(MAX_LINE_BYTES + 2)
+    if not head:
+        return None, [_finding("empty file", "the file has no header and no rows; ask the source to resend it")]
+    if head.startswith(codecs.BOM_UTF8):
+        return None, [_finding("byte-order mark", "the file starts with a UTF-8 BOM; the contract asks for UTF-8 without BOM")]
+    line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) > MAX_LINE_BYTES:
+        return None, [_finding("header too long", f"the first line is longer than {MAX_LINE_BYTES} bytes")]
+    if line.endswith(b"\r"):
+        return None, [_finding("CR LF line endings", "lines must end with LF only, as the contract's delivery format says")]
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, [_finding("header not UTF-8", "the file must be UTF-8; it may have been saved as Latin-1")]
+    delimiter = contract.delivery.delimiter
+    columns = [c.strip() for c in text.split(delimiter)]
+    expected = contract.delivered_columns
+    if len(columns) == 1 and len(expected) > 1:
+        found = next((d for d in ";\t|" if d in text), None)
+        hint = f"the header is split by {found!r}, the contract's delimiter is {delimiter!r}" if found else "the header has a single column"
+        return None, [_finding("wrong delimiter", hint)]
+    if not any(c.startswith(contract.prefix) for c in columns):
+        prefixes = sorted({c.split("_", 1)[0] + "_" for c in columns if "_" in c})
+        hint = f"no column starts with {contract.prefix!r} but with {', '.join(prefixes) or 'nothing known'}: is this another register's file?"
+        return None, [_finding("not this register's columns", hint, columns[0][:64])]
+    findings = []
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    for column in duplicates:
+        findings.append(_finding("duplicate column", "the header names this column twice", column))
+    for column in (c for c in expected if c not in columns):
+        findings.append(_finding("missing column", "the contract requires this column; was it renamed?", column))
+    unknown = [c for c in columns if c not in expected]
+    for column in unknown:
+        findings.append(_finding("unexpected column", "not in the contract; the source must agree a contract change first", column[:64]))
+    return (None, findings) if findings else (Header(columns), [])
+
+
+def check_encoding(path: Path) -> list[Finding]:
+    """Every byte of the file is UTF-8 (DuckDB only decodes the columns a query reads).
+
+    Reports the first offending line; an incremental decoder keeps memory flat.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                line = lines_before + block.count(b"\n", 0, error.start) + 1
+                return [Finding(Check.structure, "not valid UTF-8", None, 1, (line - 1,), hint=REJECT_RULES["INVALID ENCODING"][1])]
+            lines_before += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return [Finding(Check.structure, "not valid UTF-8", None, 1, (lines_before,), hint="the file ends inside a character")]
+    return []
+
+
+def scan_sql(path: Path, contract: Contract, header: Header) -> str:
+    """A read_csv call for the file, every column as text, malformed lines to the reject table."""
+    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in header.columns)  # names validated against the contract
+    delimiter = contract.delivery.delimiter.replace("'", "''")
+    location = str(path).replace("'", "''")
+    return (
+        f"read_csv('{location}', columns = {{{columns}}}, header = true, auto_detect = false, "
+        f"delim = '{delimiter}', quote = '\"', escape = '\"', strict_mode = true, encoding = 'utf-8', "
+        f"store_rejects = true, max_line_size = {MAX_LINE_BYTES}, null_padding = false)"
+    )
+
+
+def rejected_lines(con: duckdb.DuckDBPyConnection) -> list[Finding]:
+    """Findings from DuckDB's reject table (after a scan with store_rejects)."""
+    rows = con.execute(
+        """SELECT error_type::VARCHAR, count(*), list(line ORDER BY line)[1:?]
+           FROM reject_errors GROUP BY 1 ORDER BY 1""",
+        [MAX_ROWS_SHOWN],
+    ).fetchall()
+    findings = []
+    for error_type, count, lines in rows:
+        rule, hint = REJECT_RULES.get(error_type, ("unreadable line", "check the line"))
+        # DuckDB counts file lines from 1, header included: data row = line - 1.
+        findings.append(Finding(Check.structure, rule, None, count, tuple(int(n) - 1 for n in lines), hint=hint))
+    return findings

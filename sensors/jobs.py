@@ -1,0 +1,20 @@
+"""Jobs: named selections of assets that schedules, sensors and the CLI run."""
+
+import dagster as dg
+
+from assets.dictionary import data_dictionary
+from assets.partitions import MONTHLY_PARTITIONS
+from assets.registers import REGISTERS_GROUP
+
+publish_dictionary = dg.define_asset_job(
+    "publish_dictionary",
+    selection=[data_dictionary],
+    description="Publish the data dictionary from the contracts.",
+)
+
+register_refresh = dg.define_asset_job(
+    "register_refresh",
+    selection=dg.AssetSelection.groups(REGISTERS_GROUP),
+    partitions_def=MONTHLY_PARTITIONS,
+    description="Ingest and validate every register's delivery for one month, referenced registers first.",
+)

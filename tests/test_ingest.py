@@ -1,0 +1,217 @@
+"""Ingestion: good deliveries reach the warehouse, bad ones are refused, quarantined and lose nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import stat
+
+import duckdb
+import pytest
+
+from lmdp_pipeline import matricule
+from lmdp_pipeline.ingest import DeliveryRefused, ingest_delivery
+from lmdp_pipeline.paths import PlatformPaths
+from lmdp_pipeline.synthetic import generate
+
+from .ingest_helpers import ingest_month, snapshot
+
+MONTHS = ("2024-01", "2024-02")
+
+
+@pytest.fixture(scope="module")
+def base_home(tmp_path_factory, contracts):
+    """Two months of deliveries for 300 persons, both months ingested."""
+    home = tmp_path_factory.mktemp("ingest-base")
+    generate(home, persons=300, period=f"{MONTHS[0]}:{MONTHS[1]}", seed=11, contracts=contracts)
+    paths = PlatformPaths(home)
+    for month in MONTHS:
+        ingest_month(paths, contracts, month)
+    return home
+
+
+@pytest.fixture
+def paths(base_home, tmp_path) -> PlatformPaths:
+    home = tmp_path / "home"
+    shutil.copytree(base_home, home)
+    return PlatformPaths(home)
+
+
+def rows_of(path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def write_rows(path, rows: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def set_value(path, column: str, row: int, value: str) -> None:
+    """Change one cell: ``row`` counts data rows from 1."""
+    rows = rows_of(path)
+    rows[row][rows[0].index(column)] = value
+    write_rows(path, rows)
+
+
+def other_employer_number() -> str:
+    payload = "1999299999"
+    return payload + str(matricule.luhn_bulk(matricule.digit_matrix([int(payload)], 10))[0])
+
+
+def break_check_digit(path, row: int) -> None:
+    rows = rows_of(path)
+    value = rows[row][0]
+    rows[row][0] = value[:12] + str((int(value[12]) + 1) % 10)
+    write_rows(path, rows)
+
+
+def text_edit(old: str, new: str, count: int = -1):
+    def edit(path):
+        path.write_text(path.read_text(encoding="utf-8").replace(old, new, count), encoding="utf-8")
+    return edit
+
+
+def bytes_edit(transform):
+    def edit(path):
+        path.write_bytes(transform(path.read_bytes()))
+    return edit
+
+
+def rows_edit(transform):
+    def edit(path):
+        write_rows(path, transform(rows_of(path)))
+    return edit
+
+
+def cell(column: str, row: int, value: str):
+    return lambda path: set_value(path, column, row, value)
+
+
+def other_register(path):
+    shutil.copyfile(path.parent.parent / "affiliation" / path.name.replace("individuals", "affiliation"), path)
+
+
+MALFORMED = [
+    # (id, register, edit, column or None, words the message must contain)
+    ("missing-column", "individuals", rows_edit(lambda r: [row[:3] + row[4:] for row in r]), "i_sex", "missing column"),
+    ("extra-column", "individuals", rows_edit(lambda r: [row + (["i_shoe_size"] if i == 0 else ["42"]) for i, row in enumerate(r)]), "i_shoe_size", "unexpected column"),
+    ("renamed-column", "individuals", text_edit("i_sex", "i_gender", 1), "i_sex", "missing column"),
+    ("wrong-delimiter", "jobs", text_edit(",", ";"), None, "wrong delimiter"),
+    ("latin-1", "individuals", bytes_edit(lambda b: b.decode("utf-8").encode("latin-1", errors="replace")), None, "not valid UTF-8"),
+    ("byte-order-mark", "jobs", bytes_edit(lambda b: b"\xef\xbb\xbf" + b), None, "byte-order mark"),
+    ("crlf", "jobs", bytes_edit(lambda b: b.replace(b"\n", b"\r\n")), None, "CR LF"),
+    ("empty-file", "jobs", bytes_edit(lambda b: b""), None, "empty file"),
+    ("header-only", "jobs", bytes_edit(lambda b: b.split(b"\n", 1)[0] + b"\n"), None, "at least 1 data row"),
+    ("truncated-last-line", "jobs", bytes_edit(lambda b: b[: b.rstrip(b"\n").rfind(b",") - 3]), None, "fewer columns"),
+    ("text-in-number", "jobs", cell("j_hours", 3, "forty"), "j_hours", "type decimal"),
+    ("impossible-date", "individuals", cell("i_birth_date", 2, "1980-02-30"), "i_birth_date", "type date"),
+    ("another-month", "individuals", cell("i_month", 5, "2024-01"), "i_month", "month is 2024-02"),
+    ("bad-check-digit", "individuals", lambda p: break_check_digit(p, 4), "i_matricule", "check digits"),
+    ("matricule-format", "jobs", cell("j_matricule", 2, "189312010573"), "j_matricule", "matricule format"),
+    ("duplicate-key", "jobs", rows_edit(lambda r: r + [r[1]]), None, "unique key"),
+    ("code-outside-list", "individuals", cell("i_citizenship", 7, "ZZ"), "i_citizenship", "code list countries"),
+    ("broken-reference", "jobs", cell("j_employer", 2, other_employer_number()), "j_employer", "exists in enterprises"),
+    ("another-registers-file", "individuals", other_register, "a_matricule", "another register's file"),
+    ("huge-field", "individuals", cell("i_street", 3, "x" * 100_000), None, "line longer than"),
+    ("out-of-range", "jobs", cell("j_hours", 4, "99.00"), "j_hours", "between 1 and 60"),
+    ("required-missing", "individuals", cell("i_sex", 6, ""), "i_sex", "required"),
+    ("bad-quoting", "jobs", text_edit(",permanent,", ',"perm"anent,', 1), None, "badly quoted"),
+    ("duplicate-header", "jobs", text_edit("j_contract", "j_hours", 1), "j_hours", "duplicate column"),
+]
+
+
+@pytest.mark.parametrize(("register", "edit", "column", "words"), [case[1:] for case in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_delivery_is_refused_and_loses_nothing(paths, contracts, register, edit, column, words):
+    month = MONTHS[1]
+    delivery = paths.delivery_file(register, month)
+    identifiers = {row[0] for row in rows_of(delivery)[1:] if row}
+    warehouse_before = snapshot(paths.warehouse)
+    edit(delivery)
+    with pytest.raises(DeliveryRefused) as refused:
+        ingest_delivery(paths, contracts, register, month)
+    message = str(refused.value)
+    assert delivery.name in message
+    assert words in message
+    if column:
+        assert f"column {column}" in message
+    assert snapshot(paths.warehouse) == warehouse_before, "the last good state stays intact"
+    report = refused.value.quarantine_report
+    assert report and report.endswith("report.md")
+    text = open(report, encoding="utf-8").read()
+    for identifier in identifiers:  # no matricule in the message or the report
+        assert identifier not in message and identifier not in text
+
+
+def test_row_numbers_point_at_the_broken_rows(paths, contracts):
+    delivery = paths.delivery_file("individuals", MONTHS[1])
+    break_check_digit(delivery, 4)
+    break_check_digit(delivery, 9)
+    with pytest.raises(DeliveryRefused) as refused:
+        ingest_delivery(paths, contracts, "individuals", MONTHS[1])
+    finding = next(f for f in refused.value.report.errors if f.rule == "matricule check digits")
+    assert finding.rows == 2 and finding.first_rows == (4, 9)
+
+
+def test_quarantine_keeps_the_file_and_a_readable_report(paths, contracts):
+    delivery = paths.delivery_file("jobs", MONTHS[1])
+    set_value(delivery, "j_hours", 3, "forty")
+    with pytest.raises(DeliveryRefused) as refused:
+        ingest_delivery(paths, contracts, "jobs", MONTHS[1])
+    folder = paths.quarantine / "jobs"
+    [kept] = list(folder.iterdir())
+    assert (kept / delivery.name).read_bytes() == delivery.read_bytes()
+    assert stat.S_IMODE((kept / delivery.name).stat().st_mode) == 0o600
+    report = (kept / "report.md").read_text(encoding="utf-8")
+    assert "REFUSED" in report and "| error | types | j_hours | type decimal | 1 | 3 |" in report
+    assert refused.value.report.sha256[:12] in kept.name
+
+
+def test_good_redelivery_replaces_only_its_month(paths, contracts):
+    other_month = snapshot(paths.warehouse / "jobs")
+    delivery = paths.delivery_file("jobs", MONTHS[1])
+    rows = rows_of(delivery)
+    write_rows(delivery, rows[:-1])  # the source withdrew one spell
+    result = ingest_delivery(paths, contracts, "jobs", MONTHS[1])
+    assert result.rows_stored == len(rows) - 2
+    after = snapshot(paths.warehouse / "jobs")
+    assert after[f"jobs_{MONTHS[0]}.parquet"] == other_month[f"jobs_{MONTHS[0]}.parquet"]
+    assert after[f"jobs_{MONTHS[1]}.parquet"] != other_month[f"jobs_{MONTHS[1]}.parquet"]
+    assert not [p for p in (paths.warehouse / "jobs").iterdir() if p.name.startswith(".")], "no partial file left"
+
+
+def test_warehouse_is_typed_and_holds_no_direct_identifier(paths, contracts):
+    con = duckdb.connect()
+    for contract in contracts:
+        path = paths.warehouse / contract.register / f"{contract.register}_{MONTHS[0]}.parquet"
+        columns = dict(con.execute(f"SELECT name, type FROM parquet_schema('{path}') WHERE name <> 'duckdb_schema'").fetchall())
+        assert list(columns) == [v.name for v in contract.variables]
+        for dropped in contract.direct_identifiers:
+            assert dropped.name not in columns
+    types = dict(con.execute(
+        f"DESCRIBE SELECT * FROM '{paths.warehouse}/jobs/jobs_{MONTHS[0]}.parquet'"
+    ).fetchall()[i][:2] for i in range(9))
+    assert types["j_start"] == "DATE" and types["j_wage"] == "DECIMAL(18,2)" and types["j_matricule"] == "VARCHAR"
+    leading = con.execute(f"SELECT count(*) FROM '{paths.warehouse}/jobs/jobs_{MONTHS[0]}.parquet' WHERE length(j_matricule) <> 13").fetchone()[0]
+    assert leading == 0, "identifiers keep every digit"
+
+
+def test_volume_drift_is_a_warning_not_a_refusal(paths, contracts):
+    delivery = paths.delivery_file("individuals", MONTHS[1])
+    rows = rows_of(delivery)
+    write_rows(delivery, rows[: int(len(rows) * 0.8)])
+    result = ingest_delivery(paths, contracts, "individuals", MONTHS[1])
+    [warning] = result.report.findings
+    assert warning.check == "volume" and warning.severity == "warn"
+
+
+def test_a_reference_to_a_month_not_ingested_is_refused(paths, contracts):
+    shutil.rmtree(paths.warehouse / "enterprises")
+    with pytest.raises(DeliveryRefused, match="enterprises 2024-02 is not in the warehouse yet: ingest it first"):
+        ingest_delivery(paths, contracts, "jobs", MONTHS[1])
+
+
+def test_a_missing_delivery_says_where_it_was_expected(paths, contracts):
+    with pytest.raises(FileNotFoundError, match=r"no delivery for jobs 2024-03: expected .*jobs_2024-03\.csv"):
+        ingest_delivery(paths, contracts, "jobs", "2024-03")
