@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export LMDP_HOME ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(LMDP_HOME)/dagster
 
-.PHONY: setup demo test test-fast ui validate clean
+.PHONY: setup demo test test-fast ui validate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ validate: setup
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+bench: setup
+	$(BIN)/python -m benchmarks.run

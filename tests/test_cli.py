@@ -43,13 +43,38 @@ def test_bad_arguments_exit_non_zero_with_a_clear_message(tmp_path, args, messag
 
 @pytest.mark.slow
 def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
-    result = lmdp(tmp_path, "demo", "--persons", "300", "--months", "2024-01:2024-03")
+    result = lmdp(tmp_path, "demo", "--persons", "300", "--months", "2024-01:2024-02")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (tmp_path / "landing" / "individuals" / "individuals_2024-03.csv").is_file()
+    assert (tmp_path / "landing" / "individuals" / "individuals_2024-02.csv").is_file()
+    assert (tmp_path / "warehouse" / "benefits_in_kind" / "benefits_in_kind_2024-02.parquet").is_file()
     assert (tmp_path / "dictionary" / "html" / "index.html").is_file()
     from dagster import DagsterInstance, DagsterRunStatus
 
     with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         runs = instance.get_runs()
-        assert [r.job_name for r in runs] == ["publish_dictionary"]
-        assert runs[0].status == DagsterRunStatus.SUCCESS
+        assert sorted(r.job_name for r in runs) == ["publish_dictionary", "register_refresh", "register_refresh"]
+        assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
+        assert {r.tags.get("dagster/partition") for r in runs if r.job_name == "register_refresh"} == {"2024-01", "2024-02"}
+
+
+def test_refresh_exits_non_zero_naming_the_refused_delivery(tmp_path):
+    assert lmdp(tmp_path, "sample-data", "--persons", "200", "--months", "2024-01:2024-01").returncode == 0
+    delivery = tmp_path / "landing" / "jobs" / "jobs_2024-01.csv"
+    lines = delivery.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[3].split(",")
+    row[header.index("j_contract")] = "zero_hours"
+    lines[3] = ",".join(row)
+    delivery.write_text("\n".join(lines) + "\n")
+    result = lmdp(tmp_path, "refresh", "--month", "2024-01")
+    assert result.returncode == 1
+    assert "jobs_2024-01.csv refused: column j_contract, rule 'code list contract_type': 1 row (first data rows 3)" in result.stderr
+    assert row[0] not in result.stderr + result.stdout, "no matricule on the terminal"
+    assert (tmp_path / "warehouse" / "individuals" / "individuals_2024-01.parquet").is_file(), "good registers still land"
+    assert not (tmp_path / "warehouse" / "jobs").exists()
+
+
+def test_refresh_without_deliveries_says_what_to_do(tmp_path):
+    result = lmdp(tmp_path, "refresh")
+    assert result.returncode == 1
+    assert "no deliveries in" in result.stderr and "lmdp sample-data" in result.stderr

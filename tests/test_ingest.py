@@ -10,7 +10,8 @@ import stat
 import duckdb
 import pytest
 
-from lmdp_pipeline import matricule
+from stdnum import luhn
+
 from lmdp_pipeline.ingest import DeliveryRefused, ingest_delivery
 from lmdp_pipeline.paths import PlatformPaths
 from lmdp_pipeline.synthetic import generate
@@ -56,8 +57,9 @@ def set_value(path, column: str, row: int, value: str) -> None:
 
 
 def other_employer_number() -> str:
+    """A well-formed employer number (valid Luhn digit) that no enterprise has."""
     payload = "1999299999"
-    return payload + str(matricule.luhn_bulk(matricule.digit_matrix([int(payload)], 10))[0])
+    return payload + luhn.calc_check_digit(payload)
 
 
 def break_check_digit(path, row: int) -> None:

@@ -9,7 +9,6 @@ one by one.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ from ..paths import PlatformPaths
 from ..period import parse_month
 from .report import Check, DeliveryRefused, Finding, Severity, ValidationReport
 from .staging import sql_type, stage, warehouse_file
-from .store import previous_month, publish, quarantine, stored_rows
-from .structure import check_encoding, read_header, rejected_lines, scan_sql
+from .store import previous_month, promote, quarantine, stored_rows, write_candidate
+from .structure import fingerprint, read_header, rejected_lines, scan_sql, sha256_of
 from .validate import validate_staged
 
 __all__ = ["DeliveryRefused", "IngestResult", "ingest_delivery", "sha256_of"]
@@ -46,14 +45,6 @@ class IngestResult:
         return self.report.rows_read - self.rows_stored
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _connect(spill: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``spill`` beyond the memory limit (large months)."""
     return duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(spill)})
@@ -70,16 +61,18 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
     source = paths.delivery_file(register, month)
     if not source.is_file():
         raise FileNotFoundError(f"no delivery for {register} {month}: expected {source}")
-    report = ValidationReport(source.name, register, month, sha256_of(source), contract.version)
+    sha256, encoding_problems = fingerprint(source)
+    report = ValidationReport(source.name, register, month, sha256, contract.version)
     header, problems = read_header(source, contract)
-    problems = problems or check_encoding(source)
+    problems = problems or encoding_problems
     if problems:
         report.findings += problems
         raise _refuse(report, source, paths)
     spill = paths.warehouse / ".spill" / uuid.uuid4().hex
     con = _connect(spill)
+    partial: Path | None = None
     try:
-        missing = stage(con, scan_sql(source, contract, header), contract, contracts, paths.warehouse, month)
+        rules, missing = stage(con, scan_sql(source, contract, header), contract, paths.warehouse, month)
         report.findings += rejected_lines(con)
         for target in missing:
             report.findings.append(Finding(
@@ -87,7 +80,7 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
                 hint=f"{target} is not in the warehouse yet: ingest it first (register_refresh does it in order)",
             ))
         previous = stored_rows(con, warehouse_file(paths.warehouse, register, previous_month(month)))
-        rows, findings = validate_staged(con, contract, month, previous)
+        rows, findings = validate_staged(con, contract, rules, month, previous)
         report.values_checked = True
         report.rows_read = rows + sum(f.rows for f in report.findings_for(Check.structure))
         report.findings += findings
@@ -99,9 +92,12 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
             ))
         if report.refused:
             raise _refuse(report, source, paths)
-        stored = publish(con, contract, paths.warehouse, month)
+        partial = write_candidate(con, contract, paths.warehouse, month)
+        stored = promote(partial, contract, paths.warehouse, month)
         schema = [(v.name, sql_type(v)) for v in contract.variables]
         return IngestResult(register, month, source, stored, report, rows, schema)
     finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)  # refused, or failed: the candidate never becomes visible
         con.close()
         shutil.rmtree(spill, ignore_errors=True)

@@ -20,7 +20,7 @@ import duckdb
 from ..contracts import Contract
 from ..sql import quote_identifier, quote_literal
 from .report import ValidationReport
-from .staging import ROW, warehouse_file
+from .staging import warehouse_file
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -38,21 +38,28 @@ def stored_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({quote_literal(path)})").fetchone()[0] or 0
 
 
-def publish(con: duckdb.DuckDBPyConnection, contract: Contract, warehouse: Path, month: str) -> Path:
-    """Write the staged variables as the month's Parquet file, replacing any previous one atomically."""
+def write_candidate(con: duckdb.DuckDBPyConnection, contract: Contract, warehouse: Path, month: str) -> Path:
+    """Write the staged variables to a hidden file beside the month's target; ``promote`` makes it visible."""
     target = warehouse_file(warehouse, contract.register, month)
     target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.partial")
     columns = ", ".join(quote_identifier(v.name) for v in contract.variables)
     try:
         con.execute(
-            f"COPY (SELECT {columns} FROM staged ORDER BY {ROW}) TO {quote_literal(partial)} "
+            f"COPY (SELECT {columns} FROM staged) TO {quote_literal(partial)} "
             "(FORMAT parquet, COMPRESSION zstd)"
         )
         os.chmod(partial, PRIVATE_FILE)
-        os.replace(partial, target)
-    finally:
+    except BaseException:
         partial.unlink(missing_ok=True)
+        raise
+    return partial
+
+
+def promote(partial: Path, contract: Contract, warehouse: Path, month: str) -> Path:
+    """Replace the month's warehouse file with the candidate in one rename."""
+    target = warehouse_file(warehouse, contract.register, month)
+    os.replace(partial, target)
     return target
 
 

@@ -10,6 +10,7 @@ reject table gives the line and kind of every malformed line, never its content.
 from __future__ import annotations
 
 import codecs
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,26 +82,44 @@ def read_header(path: Path, contract: Contract) -> tuple[Header | None, list[Fin
     return (None, findings) if findings else (Header(columns), [])
 
 
-def check_encoding(path: Path) -> list[Finding]:
-    """Every byte of the file is UTF-8 (DuckDB only decodes the columns a query reads).
+def _blocks(path: Path):
+    with path.open("rb") as handle:
+        yield from iter(lambda: handle.read(1 << 20), b"")
 
-    Reports the first offending line; an incremental decoder keeps memory flat.
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    for block in _blocks(path):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(path: Path) -> tuple[str, list[Finding]]:
+    """One pass over the bytes: the file's sha256, and whether every byte is UTF-8.
+
+    DuckDB only decodes the columns a query reads, so encoding is checked here, for all
+    of them; the first offending line is reported. Memory stays flat.
     """
+    digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as error:
-                line = lines_before + block.count(b"\n", 0, error.start) + 1
-                return [Finding(Check.structure, "not valid UTF-8", None, 1, (line - 1,), hint=REJECT_RULES["INVALID ENCODING"][1])]
-            lines_before += block.count(b"\n")
+    problem: list[Finding] = []
+    for block in _blocks(path):
+        digest.update(block)
+        if problem:
+            continue
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as error:
+            line = lines_before + block.count(b"\n", 0, error.start) + 1
+            problem = [Finding(Check.structure, "not valid UTF-8", None, 1, (line - 1,), hint=REJECT_RULES["INVALID ENCODING"][1])]
+        lines_before += block.count(b"\n")
+    if not problem:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return [Finding(Check.structure, "not valid UTF-8", None, 1, (lines_before,), hint="the file ends inside a character")]
-    return []
+            problem = [Finding(Check.structure, "not valid UTF-8", None, 1, (lines_before,), hint="the file ends inside a character")]
+    return digest.hexdigest(), problem
 
 
 def scan_sql(path: Path, contract: Contract, header: Header) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..contracts import ContractSet
-from ..matricule import check_digits_bulk, digit_matrix, luhn_bulk
+from ..contracts.models import IdentifierFormat
+from ..identifiers import with_check_digits
 from .names import (
     COMPANY_SUFFIX_BY_LEGAL_FORM,
     COMPANY_WORDS,
@@ -211,10 +212,7 @@ def _matricules(birth_date: np.ndarray, unknown_day: np.ndarray) -> np.ndarray:
     sequence[order] = np.arange(len(order)) - group_start
     if len(sequence) and sequence.max() >= 1000:
         raise ValueError("more than 1000 persons share a birth date: lower --persons or widen the ages")
-    payload = date_part * 1000 + sequence
-    luhn, verhoeff = check_digits_bulk(digit_matrix(payload, 11))
-    numbers = payload * 100 + luhn.astype(np.int64) * 10 + verhoeff
-    return np.char.zfill(numbers.astype(str), 13)
+    return with_check_digits(date_part * 1000 + sequence, IdentifierFormat.matricule)
 
 
 def _draw_ages(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -310,12 +308,12 @@ def _employers(rng: np.random.Generator, codes: Codes, count: int, period: Perio
     registered = period.start - _years(rng.uniform(1, 60, count))
     year = registered.astype("datetime64[Y]").astype(int) + 1970
     payload = year.astype(np.int64) * 1_000_000 + 200_000 + serial  # YYYY 2 NNNNN: 10 digits
-    number = payload * 10 + luhn_bulk(digit_matrix(payload, 10))
+    number = with_check_digits(payload, IdentifierFormat.employer_number)
     nace = codes.nace_classes[rng.choice(len(codes.nace_classes), size=count, p=codes.nace_weights)]
     legal = np.array(list(LEGAL_FORMS))[_choice(rng, LEGAL_FORMS, count)]
     legal = np.where(np.char.startswith(nace, "84."), "public", legal)
     commune = codes.communes[rng.choice(len(codes.communes), size=count, p=codes.commune_weights)]
-    return number.astype(str), nace, legal, commune, registered
+    return number, nace, legal, commune, registered
 
 
 def _job_spells(rng, n, role, birth_date, period: Period, employer_weights, codes: Codes, exit_date, retire_date):

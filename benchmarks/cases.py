@@ -1,0 +1,64 @@
+"""One benchmark case per process, so each peak memory is its own.
+
+Usage: python -m benchmarks.cases CASE HOME REGISTER MONTH
+Prints one JSON line: seconds, peak_rss_mb, rows. Each case times only its own work,
+after its imports.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def bare_copy(home: Path, register: str, month: str) -> tuple[int, float]:
+    """The floor: DuckDB reading the CSV and writing Parquet, nothing else."""
+    import duckdb
+
+    source = home / "landing" / register / f"{register}_{month}.csv"
+    target = home / "bench" / f"{register}_{month}.bare.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv('{source}')) TO '{target}' (FORMAT parquet)")
+    seconds = time.perf_counter() - started
+    return con.execute(f"SELECT count(*) FROM '{target}'").fetchone()[0], seconds
+
+
+def ingest(home: Path, register: str, month: str) -> tuple[int, float]:
+    """The pipeline's ingestion: structure, typing, GX suite, atomic Parquet write (GX already imported)."""
+    from lmdp_pipeline.contracts import load_contracts
+    from lmdp_pipeline.ingest import ingest_delivery
+    from lmdp_pipeline.ingest.suite import import_gx
+    from lmdp_pipeline.paths import PlatformPaths
+
+    import_gx()
+    contracts = load_contracts()
+    started = time.perf_counter()
+    rows = ingest_delivery(PlatformPaths(home), contracts, register, month).rows_stored
+    return rows, time.perf_counter() - started
+
+
+def gx_import(home: Path, register: str, month: str) -> tuple[int, float]:
+    from lmdp_pipeline.ingest.suite import import_gx
+
+    started = time.perf_counter()
+    import_gx()
+    return 0, time.perf_counter() - started
+
+
+CASES = {"bare_copy": bare_copy, "ingest": ingest, "gx_import": gx_import}
+
+
+def main() -> None:
+    case, home, register, month = sys.argv[1:5]
+    rows, seconds = CASES[case](Path(home), register, month)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"case": case, "register": register, "seconds": seconds, "peak_rss_mb": peak, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
