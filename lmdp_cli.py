@@ -9,9 +9,11 @@ the UI next to the scheduled ones. Every failure exits non-zero with one clear l
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from lmdp_pipeline.contracts import ContractError
@@ -24,6 +26,8 @@ DAGSTER_SETTINGS = """# Written by lmdp on first use; SQLite storage under this 
 telemetry:
   enabled: false
 """
+REFRESH_WORKERS = os.cpu_count() or 1
+"""Months are independent partitions: one run per core at a time."""
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """The runs' event log keeps every event; the terminal shows warnings and errors only."""
 
@@ -99,9 +103,14 @@ def cmd_dictionary(args: argparse.Namespace, paths: PlatformPaths) -> None:
     print(f"data dictionary: {paths.dictionary / 'html' / 'index.html'}")
 
 
-def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
+def _refresh_month(home: str, month: str, registers: list[str]) -> str | None:
+    """One month's register_refresh (run in a worker process; returns None or the failure)."""
     from assets.registers import register_key
 
+    return _run_job(PlatformPaths(Path(home)), "register_refresh", month, [register_key(r) for r in registers])
+
+
+def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
     delivered = _delivered_months(paths)
     if args.month:
         parse_month(args.month)
@@ -110,11 +119,11 @@ def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
         delivered = {args.month: delivered[args.month]}
     if not delivered:
         raise CommandError(f"no deliveries in {paths.landing}; run `lmdp sample-data` or drop files there")
-    failures = []
-    for month, registers in sorted(delivered.items()):
-        failure = _run_job(paths, "register_refresh", month, [register_key(r) for r in registers])
-        if failure:
-            failures.append(failure)
+    _dagster_instance(paths)  # create the instance folder once, before the workers share it
+    months = sorted(delivered)
+    workers = max(1, min(REFRESH_WORKERS, len(months)))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        failures = [f for f in pool.map(_refresh_month, [str(paths.home)] * len(months), months, [delivered[m] for m in months]) if f]
     if failures:
         raise CommandError(f"{len(failures)} month(s) not refreshed:\n  " + "\n  ".join(failures))
 

@@ -3,7 +3,6 @@
 import dagster as dg
 
 from assets.dictionary import data_dictionary
-from assets.partitions import MONTHLY_PARTITIONS
 from assets.registers import REGISTERS_GROUP
 
 publish_dictionary = dg.define_asset_job(
@@ -15,6 +14,5 @@ publish_dictionary = dg.define_asset_job(
 register_refresh = dg.define_asset_job(
     "register_refresh",
     selection=dg.AssetSelection.groups(REGISTERS_GROUP),
-    partitions_def=MONTHLY_PARTITIONS,
     description="Ingest and validate every register's delivery for one month, referenced registers first.",
 )

@@ -166,7 +166,7 @@ def test_quarantine_keeps_the_file_and_a_readable_report(paths, contracts):
     assert (kept / delivery.name).read_bytes() == delivery.read_bytes()
     assert stat.S_IMODE((kept / delivery.name).stat().st_mode) == 0o600
     report = (kept / "report.md").read_text(encoding="utf-8")
-    assert "REFUSED" in report and "| error | types | j_hours | type decimal | 1 | 3 |" in report
+    assert "REFUSED" in report and "| error | values | j_hours | type decimal | 1 | 3 |" in report
     assert refused.value.report.sha256[:12] in kept.name
 
 

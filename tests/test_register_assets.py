@@ -61,9 +61,9 @@ def test_a_month_materialises_with_metadata_and_passing_checks(register_assets, 
         assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:3] == ["j_matricule", "j_employer", "j_month"]
         assert metadata["contract_version"].value == "1.0.0"
         evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) == 9 * 10
+        assert len(evaluations) == 9 * 5
         assert all(e.passed for e in evaluations)
-        assert {e.check_name for e in evaluations if e.asset_key == register_key("jobs")} >= {"identifiers", "references", "unique_key"}
+        assert {e.check_name for e in evaluations if e.asset_key == register_key("jobs")} == {"structure", "values", "identifiers", "integrity", "volume"}
 
 
 def test_a_refused_delivery_fails_its_check_and_stops_downstream(register_assets, home):
@@ -77,7 +77,7 @@ def test_a_refused_delivery_fails_its_check_and_stops_downstream(register_assets
         assert not result.success
         failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
         assert [(e.asset_key, e.check_name, e.severity) for e in failed] == [
-            (register_key("enterprises"), "code_lists", dg.AssetCheckSeverity.ERROR)
+            (register_key("enterprises"), "values", dg.AssetCheckSeverity.ERROR)
         ]
         materialised = {e.asset_key for e in result.get_asset_materialization_events()}
         assert register_key("enterprises") not in materialised
@@ -136,9 +136,13 @@ def test_sensor_skips_files_already_materialised(register_assets, home):
 
 
 def test_schedule_refreshes_the_previous_month_in_luxembourg_time():
+    from definitions import defs
+
+    schedule = defs.resolve_schedule_def(monthly_register_refresh.name)
     context = dg.build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 12, 5, 6, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     )
-    [request] = list(monthly_register_refresh.evaluate_tick(context).run_requests)
+    [request] = list(schedule.evaluate_tick(context).run_requests)
     assert request.partition_key == "2026-11"
-    assert monthly_register_refresh.execution_timezone == "Europe/Luxembourg"
+    assert schedule.execution_timezone == "Europe/Luxembourg"
+    assert schedule.job_name == "register_refresh"

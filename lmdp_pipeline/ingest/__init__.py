@@ -76,7 +76,7 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
         report.findings += rejected_lines(con)
         for target in missing:
             report.findings.append(Finding(
-                Check.references, "referenced month in the warehouse", None, 0,
+                Check.integrity, "referenced month in the warehouse", None, 0,
                 hint=f"{target} is not in the warehouse yet: ingest it first (register_refresh does it in order)",
             ))
         previous = stored_rows(con, warehouse_file(paths.warehouse, register, previous_month(month)))

@@ -23,27 +23,17 @@ class Check(StrEnum):
     """The register's asset checks: one per family of contract rules."""
 
     structure = "structure"
-    types = "types"
-    not_null = "not_null"
-    code_lists = "code_lists"
-    ranges = "ranges"
+    values = "values"
     identifiers = "identifiers"
-    unique_key = "unique_key"
-    references = "references"
-    reference_month = "reference_month"
+    integrity = "integrity"
     volume = "volume"
 
 
 CHECK_DESCRIPTIONS = {
-    Check.structure: "The file is UTF-8 without BOM, LF line endings, the contract's header, and every line has all columns.",
-    Check.types: "Every value parses as its column's type (integer, decimal, date YYYY-MM-DD, month YYYY-MM).",
-    Check.not_null: "Columns the contract marks as required have a value on every row.",
-    Check.code_lists: "Coded columns hold only codes of their code list.",
-    Check.ranges: "Numbers lie within the contract's minimum and maximum.",
+    Check.structure: "The file is UTF-8 without BOM, LF line endings, the contract's header, every line with all columns, at least the contract's minimum of rows.",
+    Check.values: "Every value parses as its type, required values are present, codes are in their code list, numbers in their range, and every row belongs to the file's month.",
     Check.identifiers: "Identifiers have their format, and matricules and employer numbers their check digits.",
-    Check.unique_key: "The register's key identifies one row.",
-    Check.references: "Identifiers that point at another register exist there in the same month.",
-    Check.reference_month: "Every row belongs to the month the file is named after.",
+    Check.integrity: "The key identifies one row, and identifiers that point at another register exist there in the same month.",
     Check.volume: "The row count changes from the previous month by no more than the contract allows (warning only).",
 }
 

@@ -103,10 +103,10 @@ def row_rules(contract: Contract) -> list[RowRule]:
         name = q(v.name)
         parsed = v.type in PARSED_TYPES
         if parsed:
-            rules.append(RowRule(Check.types, f"type {v.type}", v.name, f"values must be {v.format}", q(_type_ok(v))))
+            rules.append(RowRule(Check.values, f"type {v.type}", v.name, f"values must be {v.format}", q(_type_ok(v))))
         if not v.nullable:
             unparsed = f" OR NOT {q(_type_ok(v))}" if parsed else ""  # already reported as a type error
-            rules.append(RowRule(Check.not_null, "required", v.name, "every row needs a value", f"{name} IS NOT NULL{unparsed}"))
+            rules.append(RowRule(Check.values, "required", v.name, "every row needs a value", f"{name} IS NOT NULL{unparsed}"))
         if v.identifier_format is not None:
             well_formed, checked = q(_well_formed(v)), q(_checked(v))
             rules.append(RowRule(
@@ -117,10 +117,10 @@ def row_rules(contract: Contract) -> list[RowRule]:
                 f"{name} IS NULL OR NOT {well_formed} OR {checked}",
             ))
     key = "+".join(contract.key)
-    rules.append(RowRule(Check.unique_key, f"unique key {key}", None, "rows repeat the same key", "_unique_key"))
+    rules.append(RowRule(Check.integrity, f"unique key {key}", None, "rows repeat the same key", "_unique_key"))
     for index, ref in enumerate(contract.quality.references):
         rules.append(RowRule(
-            Check.references, f"exists in {ref.register}.{ref.to_column}", ref.column,
+            Check.integrity, f"exists in {ref.register}.{ref.to_column}", ref.column,
             f"the {ref.register} delivery of the month must hold every {ref.column}",
             f"_reference_ok_{index}",
         ))

@@ -55,17 +55,17 @@ def build_suite(contract: Contract, month: str, rules: list[RowRule]) -> "gx.Exp
         if v.codes is not None:
             expectations.append(e.ExpectColumnValuesToBeInSet(
                 column=v.name, value_set=[c.code for c in v.codes.finest.codes],
-                meta=_meta(Check.code_lists, f"code list {v.codes.name}", v.name, "see the data dictionary for the codes"),
+                meta=_meta(Check.values, f"code list {v.codes.name}", v.name, "see the data dictionary for the codes"),
             ))
         if v.min is not None or v.max is not None:
             expectations.append(e.ExpectColumnValuesToBeBetween(
                 column=v.name, min_value=v.min, max_value=v.max,
-                meta=_meta(Check.ranges, f"between {v.min:g} and {v.max:g}", v.name, f"unit: {v.unit or 'none'}"),
+                meta=_meta(Check.values, f"between {v.min:g} and {v.max:g}", v.name, f"unit: {v.unit or 'none'}"),
             ))
     month_column = contract.delivery.month_column
     expectations.append(e.ExpectColumnValuesToBeInSet(
         column=month_column, value_set=[month],
-        meta=_meta(Check.reference_month, f"month is {month}", month_column, "rows of another month belong in that month's file"),
+        meta=_meta(Check.values, f"month is {month}", month_column, "rows of another month belong in that month's file"),
     ))
     for word in range((len(rules) + BITS_PER_WORD - 1) // BITS_PER_WORD):
         bits = {str(bit): _rule_meta(rule) for bit, rule in enumerate(rules[word * BITS_PER_WORD : (word + 1) * BITS_PER_WORD])}
