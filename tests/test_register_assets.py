@@ -116,16 +116,27 @@ def evaluate(instance, home, cursor=None):
 def test_sensor_runs_each_new_or_changed_file_once(register_assets, home):
     with dg.instance_for_test() as instance:
         requests, cursor = evaluate(instance, home)
-        assert len(requests) == 9 * len(MONTHS)
-        jobs = next(r for r in requests if r.asset_selection == [register_key("jobs")] and r.partition_key == MONTHS[1])
-        assert jobs.run_key.startswith(f"jobs:{MONTHS[1]}:") and len(jobs.run_key.split(":")[2]) == 64
+        assert sorted(r.partition_key for r in requests) == list(MONTHS), "one run per month"
+        assert all(len(r.asset_selection) == 9 for r in requests)
         again, cursor = evaluate(instance, home, cursor)
         assert again == [], "the same files never run twice"
         delivery = PlatformPaths(home).delivery_file("jobs", MONTHS[1])
         delivery.write_text(delivery.read_text().rsplit("\n", 2)[0] + "\n")
         changed, cursor = evaluate(instance, home, cursor)
         assert [(r.partition_key, r.asset_selection) for r in changed] == [(MONTHS[1], [register_key("jobs")])]
-        assert changed[0].run_key != jobs.run_key
+        assert changed[0].run_key.startswith(f"{MONTHS[1]}:")
+        assert changed[0].run_key not in {r.run_key for r in requests}
+
+
+def test_a_redelivered_register_revalidates_the_registers_that_reference_it(register_assets, home):
+    with dg.instance_for_test() as instance:
+        _, cursor = evaluate(instance, home)
+        delivery = PlatformPaths(home).delivery_file("enterprises", MONTHS[0])
+        rows = delivery.read_text().splitlines()
+        delivery.write_text("\n".join(rows[:1] + rows[1:][::-1]) + "\n")  # same rows, new bytes
+        [request], _ = evaluate(instance, home, cursor)
+        assert request.partition_key == MONTHS[0]
+        assert {k.path[-1] for k in request.asset_selection} == {"enterprises", "affiliation", "jobs", "absences", "cash_benefits", "reclassifications", "benefits_in_kind"}
 
 
 def test_sensor_skips_files_already_materialised(register_assets, home):
