@@ -19,7 +19,7 @@ import duckdb
 from ..contracts import ContractSet
 from ..paths import PlatformPaths
 from ..period import parse_month
-from .report import Check, DeliveryRefused, Finding, Severity, ValidationReport
+from .report import Check, DeliveryRefused, Finding, ValidationReport
 from .staging import sql_type, stage, warehouse_file
 from .store import previous_month, promote, quarantine, stored_rows, write_candidate
 from .structure import fingerprint, read_header, rejected_lines, scan_sql, sha256_of

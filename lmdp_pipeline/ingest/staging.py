@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..contracts import Contract, ContractSet, Variable, VariableType
+from ..contracts import Contract, Variable, VariableType
 from ..identifiers import identifier_checks, install_macros
 from ..sql import quote_identifier as q
 from ..sql import quote_literal

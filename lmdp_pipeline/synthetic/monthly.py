@@ -8,6 +8,7 @@ register), so any month can be produced on its own and always comes out the same
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .names import FIRST_NAMES_FEMALE, FIRST_NAMES_MALE, FOREIGN_LOCALITIES, LAST_NAMES, STREETS
+from .names import FIRST_NAMES_FEMALE, FIRST_NAMES_MALE, LAST_NAMES, STREETS
 from .population import (
     CHILD,
     CO_INSURED,
@@ -28,7 +29,6 @@ from .population import (
     STUDENT,
     VOLUNTARY,
     Population,
-    _years,
 )
 
 Columns = dict[str, np.ndarray | pa.Array]
@@ -95,7 +95,7 @@ class Month:
         self.status = self._status()
 
     def rng(self, register: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.m, sum(register.encode())])
+        return np.random.default_rng([self.seed, self.m, zlib.crc32(register.encode())])
 
     def _status(self) -> np.ndarray:
         pop, m = self.pop, self.m

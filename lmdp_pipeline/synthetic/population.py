@@ -353,6 +353,16 @@ def _job_spells(rng, n, role, birth_date, period: Period, employer_weights, code
     return Jobs(*(np.concatenate([getattr(first, f), getattr(second, f)]) for f in Jobs.__dataclass_fields__))
 
 
+def _last_job_end(jobs: Jobs, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per person: the latest end among their ended spells (NaT if none), and whether a spell is open."""
+    ends = np.where(np.isnat(jobs.end), np.iinfo(np.int64).min, jobs.end.astype(np.int64))
+    latest = np.full(n, np.iinfo(np.int64).min)
+    np.maximum.at(latest, jobs.person, ends)  # NaT is int64's minimum, so "no ended spell" stays NaT
+    open_ended = np.zeros(n, dtype=bool)
+    np.logical_or.at(open_ended, jobs.person, np.isnat(jobs.end))
+    return latest.astype("datetime64[D]"), open_ended
+
+
 def draw_population(contracts: ContractSet, period: Period, persons: int, seed: int) -> Population:
     """Draw the whole population for ``period``; deterministic for a given seed."""
     if persons < 50:
@@ -413,10 +423,7 @@ def draw_population(contracts: ContractSet, period: Period, persons: int, seed: 
     employer_weights /= employer_weights.sum()
     jobs = _job_spells(rng, n, role, birth_date, period, employer_weights, codes, exit_date, retire_date)
     # Cross-border workers without a job leave the Luxembourg registers at the end of their job.
-    last_end = np.full(n, NAT)
-    open_ended = np.zeros(n, dtype=bool)
-    np.maximum.at(last_end.view("int64"), jobs.person, np.where(np.isnat(jobs.end), np.iinfo(np.int64).min, jobs.end.view("int64")))
-    np.logical_or.at(open_ended, jobs.person, np.isnat(jobs.end))
+    last_end, open_ended = _last_job_end(jobs, n)
     jobless_cross_border = cross_border & (role == EMPLOYEE) & ~open_ended & ~np.isnat(last_end)
     exit_month = np.where(jobless_cross_border, np.minimum(exit_month, _month_index(last_end, period)), exit_month)
 
