@@ -8,7 +8,6 @@ after its imports.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -53,10 +52,19 @@ def gx_import(home: Path, register: str, month: str) -> tuple[int, float]:
 CASES = {"bare_copy": bare_copy, "ingest": ingest, "gx_import": gx_import}
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory (VmHWM). ru_maxrss would also count the parent's
+    memory at fork time, which Linux carries across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     case, home, register, month = sys.argv[1:5]
     rows, seconds = CASES[case](Path(home), register, month)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_memory_mb()
     print(json.dumps({"case": case, "register": register, "seconds": seconds, "peak_rss_mb": peak, "rows": rows}))
 
 
