@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from lmdp_pipeline.contracts import ContractError
+from lmdp_pipeline.keys import KeystoreError
 from lmdp_pipeline.paths import PlatformPaths
 from lmdp_pipeline.synthetic import DEFAULT_MONTHS, DEFAULT_PERSONS, DEFAULT_SEED, Period, generate
 from lmdp_pipeline.period import parse_month
@@ -128,9 +129,25 @@ def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
         raise CommandError(f"{len(failures)} month(s) not refreshed:\n  " + "\n  ".join(failures))
 
 
+def _demo_master_key(paths: PlatformPaths) -> None:
+    """The demo's master key: the operator's if set, else a development key, announced loudly."""
+    from lmdp_pipeline.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
+
+    if os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV):
+        MasterKey.from_environment(paths.keys)
+        return
+    key = MasterKey.create_development(paths.keys)
+    print(
+        f"WARNING: using a DEVELOPMENT master key ({key.origin}). It sits next to the keys it protects: "
+        f"fine for a demo, never for real data; set {MASTER_KEY_ENV} or {MASTER_KEY_FILE_ENV} instead.",
+        file=sys.stderr,
+    )
+
+
 def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
     args.output = None
     args.month = None
+    _demo_master_key(paths)
     cmd_sample_data(args, paths)
     cmd_refresh(args, paths)
     cmd_dictionary(args, paths)
@@ -169,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = PlatformPaths.from_env()
     try:
         args.handler(args, paths)
-    except (CommandError, ContractError, ValueError, OSError) as exc:
+    except (CommandError, ContractError, KeystoreError, ValueError, OSError) as exc:
         print(f"lmdp {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

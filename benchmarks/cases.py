@@ -49,7 +49,66 @@ def gx_import(home: Path, register: str, month: str) -> tuple[int, float]:
     return 0, time.perf_counter() - started
 
 
-CASES = {"bare_copy": bare_copy, "ingest": ingest, "gx_import": gx_import}
+PERSON_MONTHS = "person_months.parquet"
+
+
+def person_months(home: Path) -> Path:
+    """12 monthly rows for each of 1,000,000 persons (12,000,000 rows), made once in DuckDB."""
+    import duckdb
+
+    path = home / "bench" / PERSON_MONTHS
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        duckdb.connect().execute(
+            f"""COPY (SELECT lpad((1000000000000 + p * 7919)::VARCHAR, 13, '0') AS matricule,
+                             '2024-' || lpad((m + 1)::VARCHAR, 2, '0') AS month,
+                             (p * 31 + m) % 7 AS status, (p % 5000) * 1.5 + m AS amount
+                      FROM range(1000000) a(p), range(12) b(m)) TO '{path}' (FORMAT parquet)"""
+        )
+    return path
+
+
+def bare_copy_person_months(home: Path, register: str, month: str) -> tuple[int, float]:
+    """The floor for pseudonymisation: the same rows copied, identifier and all."""
+    import duckdb
+
+    source = person_months(home)
+    started = time.perf_counter()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM '{source}') TO '{source.with_suffix('.bare.parquet')}' (FORMAT parquet)")
+    return con.execute(f"SELECT count(*) FROM '{source}'").fetchone()[0], time.perf_counter() - started
+
+
+def pseudonymise_person_months(home: Path, register: str, month: str) -> tuple[int, float]:
+    """HMAC over the distinct persons, joined back, matricule dropped, collision check included."""
+    import secrets
+
+    import duckdb
+
+    from lmdp_pipeline.contracts import IdentifierKind
+    from lmdp_pipeline.keys import ProjectKey
+    from lmdp_pipeline.pseudonyms import build_map
+
+    source = person_months(home)
+    key = ProjectKey("BENCH-001", "key-bench", "", secrets.token_bytes(32))
+    started = time.perf_counter()
+    con = duckdb.connect()
+    build_map(con, f"'{source}'", "matricule", IdentifierKind.person, key, "person_map")
+    con.execute(
+        f"""COPY (SELECT m.pseudonym AS person_id, t.* EXCLUDE (matricule)
+                  FROM '{source}' t JOIN person_map m ON t.matricule = m.identifier)
+            TO '{source.with_suffix('.pseudonymised.parquet')}' (FORMAT parquet)"""
+    )
+    return con.execute(f"SELECT count(*) FROM '{source}'").fetchone()[0], time.perf_counter() - started
+
+
+CASES = {
+    "bare_copy": bare_copy,
+    "ingest": ingest,
+    "gx_import": gx_import,
+    "bare_copy_person_months": bare_copy_person_months,
+    "pseudonymise_person_months": pseudonymise_person_months,
+}
 
 
 def peak_memory_mb() -> float:

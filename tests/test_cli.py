@@ -11,7 +11,8 @@ from lmdp_pipeline.paths import PROJECT_ROOT
 
 def lmdp(home, *args):
     env = {**os.environ, "LMDP_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
+    for name in ("DAGSTER_HOME", "LMDP_MASTER_KEY", "LMDP_MASTER_KEY_FILE"):
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "lmdp_cli", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -45,6 +46,8 @@ def test_bad_arguments_exit_non_zero_with_a_clear_message(tmp_path, args, messag
 def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     result = lmdp(tmp_path, "demo", "--persons", "300", "--months", "2024-01:2024-02")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: using a DEVELOPMENT master key" in result.stderr
+    assert (tmp_path / "keys" / "development-master-key.b64").is_file()
     assert (tmp_path / "landing" / "individuals" / "individuals_2024-02.csv").is_file()
     assert (tmp_path / "warehouse" / "benefits_in_kind" / "benefits_in_kind_2024-02.parquet").is_file()
     assert (tmp_path / "dictionary" / "html" / "index.html").is_file()
