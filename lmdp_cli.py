@@ -129,6 +129,38 @@ def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
         raise CommandError(f"{len(failures)} month(s) not refreshed:\n  " + "\n  ".join(failures))
 
 
+def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
+    import datetime as dt
+
+    from lmdp_pipeline.approvals import ApprovalError, check_approval, delivery_plan, parse_approval
+    from lmdp_pipeline.contracts import load_contracts
+    from lmdp_pipeline.scope import available_months, estimate
+
+    path = Path(args.file)
+    contracts = load_contracts()
+    try:
+        approval = parse_approval(path)
+    except ApprovalError as error:
+        raise CommandError(f"{path} is not valid:\n  " + "\n  ".join(error.problems)) from None
+    registers = sorted({b.register for b in approval.population} | set(approval.variables) & set(contracts.registers))
+    months = available_months(paths.warehouse, [r for r in registers if r in contracts.registers])
+    problems = check_approval(approval, contracts, months, dt.date.today(), path)
+    if problems:
+        raise CommandError(f"{path} is not valid ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+    persons, rows = estimate(approval, contracts, paths.warehouse)
+    print(f"{path}: valid. Project {approval.project}, {approval.title} ({approval.institution})")
+    print(f"  period {approval.period.from_} to {approval.period.to}; expires {approval.expires_on}")
+    print(f"  estimated population: {persons:,} persons")
+    for register, variables in delivery_plan(approval, contracts).items():
+        restricted = f" (restricted register: {approval.justifications[register]})" if register in approval.justifications else ""
+        print(f"  table {register}: about {rows[register]:,} rows{restricted}")
+        for name, level, justification in variables:
+            note = f"  <- override: {justification}" if justification else ""
+            print(f"    {name:<16} {level}{note}")
+    for name, dataset in approval.external.items():
+        print(f"  table external_{name}: from external/{approval.project}/{dataset.file}")
+
+
 def _demo_master_key(paths: PlatformPaths) -> None:
     """The demo's master key: the operator's if set, else a development key, announced loudly."""
     from lmdp_pipeline.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
@@ -170,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     dictionary = commands.add_parser("dictionary", help="publish the data dictionary (runs through Dagster)")
     dictionary.set_defaults(handler=cmd_dictionary)
+
+    approvals = commands.add_parser("approvals", help="work with approval specs")
+    approval_commands = approvals.add_subparsers(dest="approvals_command", required=True)
+    check = approval_commands.add_parser("check", help="validate an approval and show what it would deliver")
+    check.add_argument("file", help="approval YAML file")
+    check.set_defaults(handler=cmd_approvals_check)
 
     refresh = commands.add_parser("refresh", help="ingest and validate deliveries (runs register_refresh through Dagster)")
     refresh.add_argument("--month", help="only this month, YYYY-MM (default: every month with a delivery)")

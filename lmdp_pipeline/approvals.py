@@ -246,3 +246,22 @@ def load_approvals(directory: Path) -> tuple[dict[str, tuple[Path, Approval]], l
             continue
         approvals[approval.project] = (path, approval)
     return approvals, problems
+
+
+def delivery_plan(approval: Approval, contracts: ContractSet) -> dict[str, list[tuple[str, str, str | None]]]:
+    """Register -> (variable, level, justification when the level is an override) for a valid approval.
+
+    Identifiers are always delivered as pseudonyms; the person identifier of each person
+    register is added as ``person_id`` even when the approval does not list it.
+    """
+    plan: dict[str, list[tuple[str, str, str | None]]] = {}
+    for register, variables in approval.variables.items():
+        contract = contracts[register]
+        rows = []
+        for name, level in variables.items():
+            variable = contract.variable(name)
+            resolved = requested_level(variable, level)
+            override = resolved != variable.default or variable.protection is Protection.restricted
+            rows.append((name, resolved, approval.justifications.get(f"{register}.{name}") if override else None))
+        plan[register] = rows
+    return plan

@@ -58,6 +58,21 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
         assert sorted(r.job_name for r in runs) == ["publish_dictionary", "register_refresh", "register_refresh"]
         assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         assert {r.tags.get("dagster/partition") for r in runs if r.job_name == "register_refresh"} == {"2024-01", "2024-02"}
+    check = lmdp(tmp_path, "approvals", "check", str(tmp_path / "approvals" / "P2026-001.yaml"))
+    assert check.returncode == 0, check.stderr
+    assert "valid. Project P2026-001" in check.stdout and "estimated population:" in check.stdout
+    assert "i_residence      canton  <- override: Canton-level regional analysis" in check.stdout
+
+
+def test_approvals_check_names_every_problem(tmp_path):
+    spec = (PROJECT_ROOT / "sample_data" / "approvals" / "P2026-002.yaml").read_text()
+    path = tmp_path / "P2026-002.yaml"
+    path.write_text(spec.replace("bk_service: group", "bk_service: subgroup").replace("expires_on: 2028-06-30", "expires_on: 2020-06-30"))
+    result = lmdp(tmp_path, "approvals", "check", str(path))
+    assert result.returncode == 1
+    assert "field variables.benefits_in_kind.bk_service: 'subgroup' is not a level" in result.stderr
+    assert "field expires_on: the approval expired on 2020-06-30" in result.stderr
+    assert "field period: no register month is available" in result.stderr
 
 
 def test_refresh_exits_non_zero_naming_the_refused_delivery(tmp_path):

@@ -1,0 +1,109 @@
+"""A project's population and period, compiled to SQL over the warehouse.
+
+Column names come from the contracts (checked by ``approvals.check_approval`` and
+quoted); every value from an approval is bound as a statement parameter, so no text of
+a spec ever becomes SQL. The population is the persons with at least one row in the
+period matching every condition of a block, in every block (SPEC section 4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from .approvals import Approval, Condition
+from .contracts import Contract, ContractSet, Variable, VariableType
+from .sql import quote_identifier as q
+from .sql import quote_literal
+
+
+def register_files(warehouse: Path, register: str) -> str:
+    return f"read_parquet({quote_literal(warehouse / register / f'{register}_*.parquet')})"
+
+
+def _coerce(variable: Variable, value: Any) -> Any:
+    """A spec value in the column's type: codes are text even when YAML read them as numbers."""
+    if variable.type is VariableType.date:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    if variable.type is VariableType.integer:
+        return int(value)
+    if variable.type is VariableType.decimal:
+        return float(value)
+    return str(value)
+
+
+def _condition_sql(variable: Variable, condition: Condition, name: str, params: dict[str, Any]) -> str:
+    column = q(variable.name)
+    values = [_coerce(variable, v) for v in condition.values]
+    if condition.operator in ("in", "not_in"):
+        params[name] = values
+        test = f"list_contains(${name}, {column})"
+        return test if condition.operator == "in" else f"NOT {test}"
+    if condition.operator == "between":
+        params[f"{name}_low"], params[f"{name}_high"] = values
+        return f"{column} BETWEEN ${name}_low AND ${name}_high"
+    params[name] = values[0]
+    return f"{column} = ${name}"
+
+
+def _period_sql(contract: Contract) -> str:
+    return f"{q(contract.delivery.month_column)} BETWEEN $period_from AND $period_to"
+
+
+def population_sql(approval: Approval, contracts: ContractSet, warehouse: Path) -> tuple[str, dict[str, Any]]:
+    """SQL for the distinct matricules (column ``person``) of the population, and its parameters."""
+    params: dict[str, Any] = {"period_from": approval.period.from_, "period_to": approval.period.to}
+    blocks = []
+    for index, block in enumerate(approval.population):
+        contract = contracts[block.register]
+        conditions = [_period_sql(contract)] + [
+            _condition_sql(contract.variable(column), condition, f"b{index}_{position}", params)
+            for position, (column, condition) in enumerate(block.where.items())
+        ]
+        blocks.append(
+            f"SELECT DISTINCT {q(contract.person_identifier.name)} AS person "
+            f"FROM {register_files(warehouse, block.register)} WHERE {' AND '.join(conditions)}"
+        )
+    return " INTERSECT ".join(f"({b})" for b in blocks), params
+
+
+def register_rows_sql(contract: Contract, warehouse: Path) -> str:
+    """Rows of one register inside the period and, where it names persons, for the population only.
+
+    Expects the population as table ``population(person)``; registers without a person
+    column (enterprises) keep every row of the period.
+    """
+    where = [_period_sql(contract)]
+    persons = [v for v in contract.identifiers if v.identifier == "person"]
+    if persons:
+        where.append(f"{q(persons[0].name)} IN (SELECT person FROM population)")
+    return f"SELECT * FROM {register_files(warehouse, contract.register)} WHERE {' AND '.join(where)}"
+
+
+def available_months(warehouse: Path, registers: list[str]) -> list[str]:
+    """Months present in the warehouse for every one of ``registers``."""
+    sets = []
+    for register in registers:
+        files = (warehouse / register).glob(f"{register}_*.parquet")
+        sets.append({f.stem.rsplit("_", 1)[1] for f in files})
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def estimate(approval: Approval, contracts: ContractSet, warehouse: Path) -> tuple[int, dict[str, int]]:
+    """Persons in the population and rows per requested register, counted in the warehouse."""
+    import duckdb
+
+    sql, params = population_sql(approval, contracts, warehouse)
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
+        persons = con.execute("SELECT count(*) FROM population").fetchone()[0]
+        period = {"period_from": params["period_from"], "period_to": params["period_to"]}
+        rows = {
+            register: con.execute(f"SELECT count(*) FROM ({register_rows_sql(contracts[register], warehouse)})", period).fetchone()[0]
+            for register in approval.variables
+        }
+    finally:
+        con.close()
+    return persons, rows
