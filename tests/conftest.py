@@ -34,3 +34,21 @@ def contracts_copy(tmp_path: Path) -> Path:
     target = tmp_path / "data_contracts"
     shutil.copytree(CONTRACTS_DIR, target)
     return target
+
+
+WAREHOUSE_MONTHS = ("2024-01", "2024-02", "2024-03")
+
+
+@pytest.fixture(scope="session")
+def small_home(tmp_path_factory, contracts):
+    """600 persons over three months, delivered and ingested: a warehouse to build projects from (read-only)."""
+    from lmdp_pipeline.paths import PlatformPaths
+
+    from .ingest_helpers import ingest_month
+
+    home = tmp_path_factory.mktemp("small-home")
+    generate(home, persons=600, period=f"{WAREHOUSE_MONTHS[0]}:{WAREHOUSE_MONTHS[-1]}", seed=21, contracts=contracts)
+    paths = PlatformPaths(home)
+    for month in WAREHOUSE_MONTHS:
+        ingest_month(paths, contracts, month)
+    return paths

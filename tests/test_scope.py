@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import pandas as pd
 import pytest
 
 from lmdp_pipeline.approvals import Approval, Condition, parse_approval
-from lmdp_pipeline.paths import PROJECT_ROOT, PlatformPaths
+from lmdp_pipeline.paths import PROJECT_ROOT
 from lmdp_pipeline.scope import available_months, estimate, population_sql
-from lmdp_pipeline.synthetic import generate
 
-from .ingest_helpers import ingest_month
-
-MONTHS = ("2024-01", "2024-02", "2024-03")
+from .conftest import WAREHOUSE_MONTHS as MONTHS
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory, contracts):
-    home = tmp_path_factory.mktemp("scope")
-    generate(home, persons=600, period=f"{MONTHS[0]}:{MONTHS[-1]}", seed=21, contracts=contracts)
-    paths = PlatformPaths(home)
-    for month in MONTHS:
-        ingest_month(paths, contracts, month)
-    return paths.warehouse
+@pytest.fixture
+def warehouse(small_home, tmp_path):
+    """A private copy: one test removes a file."""
+    shutil.copytree(small_home.warehouse, tmp_path / "warehouse")
+    return tmp_path / "warehouse"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,177 @@
+"""Build one project's extract: a self-documenting DuckDB file of exactly what was approved.
+
+Everything happens in one DuckDB database file written under a hidden name beside its
+target and renamed into place when complete (permissions 0600): a reader sees the
+previous extract or the new one, never a mix. The population and period come from
+``scope`` (values bound as parameters), each variable from its approved level in
+``granularity``, and every identifier from the project's pseudonym maps: the extract
+never holds a matricule, an employer number or a provider code.
+
+Tables: one per requested register, plus ``_manifest``, ``_dictionary`` and
+``_lineage`` (SPEC section 5). Identifier columns are renamed by kind: ``person_id``
+(the register's person), ``related_person_id`` (a second person, in family links),
+``employer_id`` and ``provider_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from . import __version__
+from .approvals import Approval, requested_level
+from .contracts import Contract, ContractSet, IdentifierKind, Variable
+from .granularity import level_expression
+from .keys import ProjectKey
+from .pseudonyms import build_map
+from .scope import population_sql, register_rows_sql
+from .sql import quote_identifier as q
+
+PRIVATE_FILE = 0o600
+ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
+
+
+@dataclass
+class Column:
+    """One delivered column and where it came from."""
+
+    name: str
+    source: str  # register.column
+    level: str
+    description: str
+    labels: dict[str, str] = field(default_factory=dict)
+    transformations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExtractResult:
+    path: Path
+    persons: int
+    tables: dict[str, int]  # table -> rows
+    columns: dict[str, list[Column]]
+
+
+def _identifier_column(contract: Contract, variable: Variable) -> str:
+    persons = [v.name for v in contract.identifiers if v.identifier is IdentifierKind.person]
+    if variable.identifier is IdentifierKind.person:
+        return "person_id" if persons.index(variable.name) == 0 else "related_person_id"
+    return ID_COLUMNS[variable.identifier]
+
+
+def _delivered(contract: Contract, requested: dict[str, str]) -> list[tuple[Variable, str]]:
+    """The requested variables at their resolved levels, with the person id and the month always in."""
+    unknown = sorted(set(requested) - {v.name for v in contract.variables})
+    if unknown:
+        raise KeyError(f"{contract.register} has no variable {', '.join(unknown)}: check the approval with check_approval first")
+    chosen = dict(requested)
+    month = contract.delivery.month_column
+    chosen.setdefault(month, "default")
+    for variable in contract.identifiers:
+        if variable.identifier is IdentifierKind.person:
+            chosen.setdefault(variable.name, "pseudonym")
+            break
+    return [(v, requested_level(v, chosen[v.name])) for v in contract.variables if v.name in chosen]
+
+
+def _column_sql(contract: Contract, variable: Variable, level: str, maps: dict[IdentifierKind, str]) -> tuple[str, Column]:
+    source = f"{contract.register}.{variable.name}"
+    filtered = "filtered to the project's population and period"
+    if variable.identifier is not None:
+        name = _identifier_column(contract, variable)
+        sql = f"(SELECT pseudonym FROM {maps[variable.identifier]} m WHERE m.identifier = r.{q(variable.name)})"
+        column = Column(name, source, "pseudonym", f"{variable.title}: pseudonym under the project's key",
+                        transformations=["pseudonymised with the project's key", filtered])
+        return f"{sql} AS {q(name)}", column
+    level_obj = variable.level(level)
+    labels = {}
+    if level_obj.code_level:
+        labels = variable.codes.level(level_obj.code_level).labels
+    elif variable.codes is not None:
+        labels = variable.codes.finest.labels
+    steps = [filtered] if level_obj.is_as_delivered else [f"coarsened to level '{level}': {level_obj.derivation()}", filtered]
+    column = Column(variable.name, source, level, variable.description, labels, steps)
+    return f"{level_expression(variable, level_obj, 'r.' + q(variable.name))} AS {q(variable.name)}", column
+
+
+def _pseudonym_maps(con, approval: Approval, contracts: ContractSet, key: ProjectKey) -> dict[IdentifierKind, str]:
+    """One map per identifier kind over every identifier the extract will hold."""
+    sources: dict[IdentifierKind, list[str]] = {}
+    for register, requested in approval.variables.items():
+        contract = contracts[register]
+        for variable, _level in _delivered(contract, requested):
+            if variable.identifier is not None:
+                sources.setdefault(variable.identifier, []).append(f"SELECT {q(variable.name)} AS identifier FROM rows_{register}")
+    maps = {}
+    for kind, selects in sources.items():
+        table = f"map_{kind.value}"
+        build_map(con, f"({' UNION ALL '.join(selects)})", "identifier", kind, key, table)
+        maps[kind] = table
+    return maps
+
+
+def build_extract(
+    approval: Approval, contracts: ContractSet, warehouse: Path, extracts: Path, key: ProjectKey, provenance: dict
+) -> ExtractResult:
+    """Write ``extracts/<project>.duckdb``; ``provenance`` adds approval hash, run id and input files to the manifest."""
+    extracts.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = extracts / f"{approval.project}.duckdb"
+    partial = extracts / f".{approval.project}.{uuid.uuid4().hex}.partial.duckdb"
+    sql, params = population_sql(approval, contracts, warehouse)
+    period = {"period_from": params["period_from"], "period_to": params["period_to"]}
+    con = duckdb.connect(str(partial))  # inside the 0700 extracts folder; 0600 before it gets its name
+    try:
+        con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
+        persons = con.execute("SELECT count(*) FROM population").fetchone()[0]
+        for register in approval.variables:
+            con.execute(f"CREATE TEMP TABLE rows_{register} AS {register_rows_sql(contracts[register], warehouse)}", period)
+        maps = _pseudonym_maps(con, approval, contracts, key)
+        tables, columns = {}, {}
+        for register, requested in approval.variables.items():
+            contract = contracts[register]
+            selected = [_column_sql(contract, v, level, maps) for v, level in _delivered(contract, requested)]
+            con.execute(f"CREATE TABLE {q(register)} AS SELECT {', '.join(s for s, _ in selected)} FROM rows_{register} r")
+            tables[register] = con.execute(f"SELECT count(*) FROM {q(register)}").fetchone()[0]
+            columns[register] = [c for _, c in selected]
+        _write_documentation(con, approval, contracts, key, tables, columns, provenance)
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        partial.unlink(missing_ok=True)
+        raise
+    con.close()
+    os.chmod(partial, PRIVATE_FILE)
+    os.replace(partial, target)
+    return ExtractResult(target, persons, tables, columns)
+
+
+def _write_documentation(con, approval, contracts, key, tables, columns, provenance) -> None:
+    manifest = {
+        "project": approval.project,
+        "title": approval.title,
+        "institution": approval.institution,
+        "period": f"{approval.period.from_} to {approval.period.to}",
+        "expires_on": str(approval.expires_on),
+        "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "code_version": __version__,
+        "key_id": key.key_id,
+        "contract_versions": json.dumps({r: contracts[r].version for r in tables}),
+        "table_rows": json.dumps(tables),
+        **{k: v if isinstance(v, str) else json.dumps(v) for k, v in provenance.items()},
+    }
+    con.execute("CREATE TABLE _manifest (item VARCHAR, value VARCHAR)")
+    con.executemany("INSERT INTO _manifest VALUES (?, ?)", list(manifest.items()))
+    con.execute("CREATE TABLE _dictionary (table_name VARCHAR, column_name VARCHAR, level VARCHAR, description VARCHAR, codes VARCHAR)")
+    con.execute("CREATE TABLE _lineage (table_name VARCHAR, column_name VARCHAR, source VARCHAR, transformations VARCHAR)")
+    for table, delivered in columns.items():
+        con.executemany("INSERT INTO _dictionary VALUES (?, ?, ?, ?, ?)", [
+            (table, c.name, c.level, c.description, json.dumps(c.labels, ensure_ascii=False) if c.labels else None) for c in delivered
+        ])
+        con.executemany("INSERT INTO _lineage VALUES (?, ?, ?, ?)", [
+            (table, c.name, c.source, "; ".join(c.transformations)) for c in delivered
+        ])
