@@ -9,6 +9,7 @@ the UI next to the scheduled ones. Every failure exits non-zero with one clear l
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
@@ -161,6 +162,57 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
         print(f"  table external_{name}: from external/{approval.project}/{dataset.file}")
 
 
+def _extract_summary(path: Path) -> str:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = dict(con.execute("SELECT item, value FROM _manifest WHERE item IN ('table_rows', 'key_id')").fetchall())
+        persons = con.execute("SELECT count(DISTINCT person_id) FROM individuals").fetchone()[0] if con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'individuals'").fetchone()[0] else None
+    tables = ", ".join(f"{t} {n:,} rows" for t, n in json.loads(rows["table_rows"]).items())
+    who = f"{persons:,} persons; " if persons is not None else ""
+    return f"{path}: {who}{tables} (key {rows['key_id']})"
+
+
+def cmd_build(args: argparse.Namespace, paths: PlatformPaths) -> None:
+    from assets.projects import EXTRACT_KEY, PROJECTS, project_key
+    from lmdp_pipeline import audit
+    from lmdp_pipeline.approvals import ApprovalError
+    from lmdp_pipeline.contracts import load_contracts
+    from lmdp_pipeline.projects import approval_file, check, ensure_key, is_retired, keystore
+
+    path = approval_file(paths, args.project)
+    if not path.exists():
+        raise CommandError(f"no approval for {args.project}: expected {path}")
+    try:
+        checked = check(paths, load_contracts(), path)
+    except ApprovalError as error:
+        raise CommandError(f"{path} is not valid, nothing built:\n  " + "\n  ".join(error.problems)) from None
+    approval = checked.approval
+    if is_retired(approval):
+        raise CommandError(f"project {approval.project} is revoked or expired; nothing is built")
+    key = ensure_key(keystore(paths), approval.project, paths.audit)
+    instance = _dagster_instance(paths)
+    if not instance.has_dynamic_partition(PROJECTS.name, approval.project):
+        instance.add_dynamic_partitions(PROJECTS.name, [approval.project])
+    audit.record(paths.audit, "build_requested", project=approval.project, approval_sha256=checked.sha256, key_id=key.key_id)
+    selection = [*(project_key(r) for r in approval.variables), EXTRACT_KEY]
+    failure = _run_job(paths, "project_build", approval.project, selection)
+    if failure:
+        raise CommandError(failure)
+    extract = paths.extracts / f"{approval.project}.duckdb"
+    audit.record(paths.audit, "extract_built", project=approval.project, approval_sha256=checked.sha256, key_id=key.key_id)
+    print("  " + _extract_summary(extract))
+    print(f"  open it with: python3 -c \"import duckdb; print(duckdb.connect('{extract}', read_only=True).sql('SHOW TABLES'))\"")
+
+
+def cmd_revoke(args: argparse.Namespace, paths: PlatformPaths) -> None:
+    from lmdp_pipeline.projects import keystore, retire
+
+    entry = retire(paths, keystore(paths), args.project, args.reason)
+    print(f"project {args.project} retired: extract deleted: {entry['extract_deleted']}, key destroyed: {entry['key_destroyed'] or 'none'}")
+
+
 def _demo_master_key(paths: PlatformPaths) -> None:
     """The demo's master key: the operator's if set, else a development key, announced loudly."""
     from lmdp_pipeline.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
@@ -183,6 +235,9 @@ def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
     cmd_sample_data(args, paths)
     cmd_refresh(args, paths)
     cmd_dictionary(args, paths)
+    for path in sorted(paths.approvals.glob("*.yaml")):
+        args.project = path.stem
+        cmd_build(args, paths)
     print(f"demo data under {paths.home}; open the UI with `make ui`")
 
 
@@ -208,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = approval_commands.add_parser("check", help="validate an approval and show what it would deliver")
     check.add_argument("file", help="approval YAML file")
     check.set_defaults(handler=cmd_approvals_check)
+
+    build = commands.add_parser("build", help="build a project's extract (runs project_build through Dagster)")
+    build.add_argument("project", help="project id, e.g. P2026-001 (its approval is approvals/<project>.yaml)")
+    build.set_defaults(handler=cmd_build)
+
+    revoke = commands.add_parser("revoke", help="delete a project's extract and destroy its key")
+    revoke.add_argument("project")
+    revoke.add_argument("--reason", default="revoked with lmdp revoke", help="recorded in the audit log")
+    revoke.set_defaults(handler=cmd_revoke)
 
     refresh = commands.add_parser("refresh", help="ingest and validate deliveries (runs register_refresh through Dagster)")
     refresh.add_argument("--month", help="only this month, YYYY-MM (default: every month with a delivery)")

@@ -22,3 +22,9 @@ class PlatformResource(ConfigurableResource):
 
     def contracts(self) -> ContractSet:
         return load_contracts(Path(self.contracts_dir))
+
+    def keystore(self):
+        """The keystore; the master key is read from the environment at run time, never from config."""
+        from lmdp_pipeline.projects import keystore
+
+        return keystore(self.paths)

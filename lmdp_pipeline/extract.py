@@ -32,6 +32,7 @@ from .keys import ProjectKey
 from .pseudonyms import build_map
 from .scope import population_sql, register_rows_sql
 from .sql import quote_identifier as q
+from .sql import quote_literal
 
 PRIVATE_FILE = 0o600
 ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
@@ -79,15 +80,14 @@ def _delivered(contract: Contract, requested: dict[str, str]) -> list[tuple[Vari
     return [(v, requested_level(v, chosen[v.name])) for v in contract.variables if v.name in chosen]
 
 
-def _column_sql(contract: Contract, variable: Variable, level: str, maps: dict[IdentifierKind, str]) -> tuple[str, Column]:
+def _column(contract: Contract, variable: Variable, level: str) -> Column:
+    """What one delivered column is, for ``_dictionary`` and ``_lineage``."""
     source = f"{contract.register}.{variable.name}"
     filtered = "filtered to the project's population and period"
     if variable.identifier is not None:
-        name = _identifier_column(contract, variable)
-        sql = f"(SELECT pseudonym FROM {maps[variable.identifier]} m WHERE m.identifier = r.{q(variable.name)})"
-        column = Column(name, source, "pseudonym", f"{variable.title}: pseudonym under the project's key",
-                        transformations=["pseudonymised with the project's key", filtered])
-        return f"{sql} AS {q(name)}", column
+        return Column(_identifier_column(contract, variable), source, "pseudonym",
+                      f"{variable.title}: pseudonym under the project's key",
+                      transformations=["pseudonymised with the project's key", filtered])
     level_obj = variable.level(level)
     labels = {}
     if level_obj.code_level:
@@ -95,50 +95,80 @@ def _column_sql(contract: Contract, variable: Variable, level: str, maps: dict[I
     elif variable.codes is not None:
         labels = variable.codes.finest.labels
     steps = [filtered] if level_obj.is_as_delivered else [f"coarsened to level '{level}': {level_obj.derivation()}", filtered]
-    column = Column(variable.name, source, level, variable.description, labels, steps)
-    return f"{level_expression(variable, level_obj, 'r.' + q(variable.name))} AS {q(variable.name)}", column
+    return Column(variable.name, source, level, variable.description, labels, steps)
 
 
-def _pseudonym_maps(con, approval: Approval, contracts: ContractSet, key: ProjectKey) -> dict[IdentifierKind, str]:
-    """One map per identifier kind over every identifier the extract will hold."""
-    sources: dict[IdentifierKind, list[str]] = {}
-    for register, requested in approval.variables.items():
-        contract = contracts[register]
-        for variable, _level in _delivered(contract, requested):
-            if variable.identifier is not None:
-                sources.setdefault(variable.identifier, []).append(f"SELECT {q(variable.name)} AS identifier FROM rows_{register}")
-    maps = {}
-    for kind, selects in sources.items():
-        table = f"map_{kind.value}"
-        build_map(con, f"({' UNION ALL '.join(selects)})", "identifier", kind, key, table)
-        maps[kind] = table
-    return maps
+def _select(variable: Variable, level: str, column: Column, maps: dict[IdentifierKind, str]) -> str:
+    if variable.identifier is not None:
+        value = f"(SELECT pseudonym FROM {maps[variable.identifier]} m WHERE m.identifier = r.{q(variable.name)})"
+    else:
+        value = level_expression(variable, variable.level(level), "r." + q(variable.name))
+    return f"{value} AS {q(column.name)}"
 
 
-def build_extract(
-    approval: Approval, contracts: ContractSet, warehouse: Path, extracts: Path, key: ProjectKey, provenance: dict
-) -> ExtractResult:
-    """Write ``extracts/<project>.duckdb``; ``provenance`` adds approval hash, run id and input files to the manifest."""
-    extracts.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = extracts / f"{approval.project}.duckdb"
-    partial = extracts / f".{approval.project}.{uuid.uuid4().hex}.partial.duckdb"
+@dataclass
+class TableResult:
+    register: str
+    path: Path
+    rows: int
+    persons: int
+    columns: list[Column]
+
+
+def build_table(
+    approval: Approval, contracts: ContractSet, warehouse: Path, register: str, key: ProjectKey, staging: Path
+) -> TableResult:
+    """One requested register for one project, pseudonymised, as ``staging/<register>.parquet`` (0600, atomic).
+
+    Each table hashes its own identifiers; HMAC under one key is deterministic, so the
+    same person gets the same person_id in every table built for the project.
+    """
+    contract = contracts[register]
+    delivered = _delivered(contract, approval.variables[register])
     sql, params = population_sql(approval, contracts, warehouse)
     period = {"period_from": params["period_from"], "period_to": params["period_to"]}
-    con = duckdb.connect(str(partial))  # inside the 0700 extracts folder; 0600 before it gets its name
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = staging / f"{register}.parquet"
+    partial = staging / f".{register}.{uuid.uuid4().hex}.partial"
+    con = duckdb.connect()
     try:
         con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
         persons = con.execute("SELECT count(*) FROM population").fetchone()[0]
-        for register in approval.variables:
-            con.execute(f"CREATE TEMP TABLE rows_{register} AS {register_rows_sql(contracts[register], warehouse)}", period)
-        maps = _pseudonym_maps(con, approval, contracts, key)
-        tables, columns = {}, {}
-        for register, requested in approval.variables.items():
-            contract = contracts[register]
-            selected = [_column_sql(contract, v, level, maps) for v, level in _delivered(contract, requested)]
-            con.execute(f"CREATE TABLE {q(register)} AS SELECT {', '.join(s for s, _ in selected)} FROM rows_{register} r")
-            tables[register] = con.execute(f"SELECT count(*) FROM {q(register)}").fetchone()[0]
-            columns[register] = [c for _, c in selected]
-        _write_documentation(con, approval, contracts, key, tables, columns, provenance)
+        con.execute(f"CREATE TEMP TABLE selected AS {register_rows_sql(contract, warehouse)}", period)
+        maps = {}
+        for kind in {v.identifier for v, _ in delivered if v.identifier is not None}:
+            sources = [f"SELECT {q(v.name)} AS identifier FROM selected" for v, _ in delivered if v.identifier is kind]
+            maps[kind] = f"map_{kind.value}"
+            build_map(con, f"({' UNION ALL '.join(sources)})", "identifier", kind, key, maps[kind])
+        planned = [_column(contract, v, level) for v, level in delivered]
+        selects = [_select(v, level, column, maps) for (v, level), column in zip(delivered, planned)]
+        con.execute(f"COPY (SELECT {', '.join(selects)} FROM selected r) TO {quote_literal(partial)} (FORMAT parquet)")
+        rows = con.execute("SELECT count(*) FROM selected").fetchone()[0]
+        os.chmod(partial, PRIVATE_FILE)
+        os.replace(partial, target)
+    finally:
+        con.close()
+        partial.unlink(missing_ok=True)
+    return TableResult(register, target, rows, persons, planned)
+
+
+def assemble_extract(
+    approval: Approval, contracts: ContractSet, tables: list[TableResult], extracts: Path, key: ProjectKey, provenance: dict
+) -> ExtractResult:
+    """The DuckDB extract from the project's tables, with its documentation; replaces the previous one atomically."""
+    missing = sorted(set(approval.variables) - {t.register for t in tables})
+    if missing:
+        raise ValueError(f"project {approval.project}: no table built yet for {', '.join(missing)}")
+    extracts.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = extracts / f"{approval.project}.duckdb"
+    partial = extracts / f".{approval.project}.{uuid.uuid4().hex}.partial.duckdb"
+    con = duckdb.connect(str(partial))  # inside the 0700 extracts folder; 0600 before it gets its name
+    try:
+        for table in tables:
+            con.execute(f"CREATE TABLE {q(table.register)} AS SELECT * FROM read_parquet(?)", [str(table.path)])
+        counts = {t.register: t.rows for t in tables}
+        columns = {t.register: t.columns for t in tables}
+        _write_documentation(con, approval, contracts, key, counts, columns, provenance)
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -147,7 +177,15 @@ def build_extract(
     con.close()
     os.chmod(partial, PRIVATE_FILE)
     os.replace(partial, target)
-    return ExtractResult(target, persons, tables, columns)
+    return ExtractResult(target, max((t.persons for t in tables), default=0), counts, columns)
+
+
+def build_extract(
+    approval: Approval, contracts: ContractSet, warehouse: Path, extracts: Path, key: ProjectKey, provenance: dict, staging: Path
+) -> ExtractResult:
+    """Every requested table, then the extract: what the Dagster assets do step by step."""
+    tables = [build_table(approval, contracts, warehouse, register, key, staging) for register in approval.variables]
+    return assemble_extract(approval, contracts, tables, extracts, key, provenance)
 
 
 def _write_documentation(con, approval, contracts, key, tables, columns, provenance) -> None:
@@ -175,3 +213,19 @@ def _write_documentation(con, approval, contracts, key, tables, columns, provena
         con.executemany("INSERT INTO _lineage VALUES (?, ?, ?, ?)", [
             (table, c.name, c.source, "; ".join(c.transformations)) for c in delivered
         ])
+
+
+def staged_table(approval: Approval, contracts: ContractSet, staging: Path, register: str) -> TableResult:
+    """A table ``build_table`` wrote earlier (in another step), described again for assembly."""
+    path = staging / f"{register}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"project {approval.project}: {register} has not been built ({path} missing)")
+    contract = contracts[register]
+    columns = [_column(contract, v, level) for v, level in _delivered(contract, approval.variables[register])]
+    con = duckdb.connect()
+    try:
+        person = "count(DISTINCT person_id)" if any(c.name == "person_id" for c in columns) else "0"
+        rows, persons = con.execute(f"SELECT count(*), {person} FROM read_parquet(?)", [str(path)]).fetchone()
+    finally:
+        con.close()
+    return TableResult(register, path, rows, persons, columns)

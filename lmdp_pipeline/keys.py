@@ -38,6 +38,7 @@ DEVELOPMENT_MASTER_KEY = "development-master-key.b64"
 PROJECT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 
 log = logging.getLogger(__name__)
+_announced: set[str] = set()
 
 
 class KeystoreError(Exception):
@@ -100,7 +101,9 @@ class MasterKey:
             return cls(_decode_master(text, f"{MASTER_KEY_FILE_ENV}={path}"), f"file {path}")
         development = keys_dir / DEVELOPMENT_MASTER_KEY
         if development.exists():
-            log.warning("USING THE DEVELOPMENT MASTER KEY %s: never do this with real data", development)
+            if str(development) not in _announced:  # once per process, not on every key load
+                _announced.add(str(development))
+                log.warning("USING THE DEVELOPMENT MASTER KEY %s: never do this with real data", development)
             return cls(_decode_master(development.read_text(encoding="ascii"), str(development)), str(development), True)
         raise MasterKeyMissing(
             f"no master key: set {MASTER_KEY_ENV} (32 random bytes, base64) or {MASTER_KEY_FILE_ENV}; "

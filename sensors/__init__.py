@@ -1,11 +1,12 @@
 """Dagster jobs, and the schedules and sensors that start them without a person clicking."""
 
 from .deliveries import register_deliveries
-from .jobs import publish_dictionary, register_refresh
+from .jobs import project_build, publish_dictionary, register_refresh
+from .projects import project_approvals, project_expiry
 from .schedules import monthly_register_refresh
 
-ALL_JOBS = [publish_dictionary, register_refresh]
+ALL_JOBS = [publish_dictionary, register_refresh, project_build]
 ALL_SCHEDULES = [monthly_register_refresh]
-ALL_SENSORS = [register_deliveries]
+ALL_SENSORS = [register_deliveries, project_approvals, project_expiry]
 
 __all__ = ["ALL_JOBS", "ALL_SCHEDULES", "ALL_SENSORS"]

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.dictionary import data_dictionary
+from assets.projects import PROJECTS_GROUP
 from assets.registers import REGISTERS_GROUP
 
 publish_dictionary = dg.define_asset_job(
@@ -15,4 +16,10 @@ register_refresh = dg.define_asset_job(
     "register_refresh",
     selection=dg.AssetSelection.groups(REGISTERS_GROUP),
     description="Ingest and validate every register's delivery for one month, referenced registers first.",
+)
+
+project_build = dg.define_asset_job(
+    "project_build",
+    selection=dg.AssetSelection.groups(PROJECTS_GROUP),
+    description="Build one project's extract; runs select the registers the project asked for and projects/extract.",
 )

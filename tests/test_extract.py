@@ -34,7 +34,10 @@ def built(small_home, contracts, tmp_path_factory):
     results = {}
     for project in ("P2026-001", "P2026-002"):
         key = keystore.create(project)
-        results[project] = (build_extract(approval_for(project), contracts, small_home.warehouse, folder, key, {"approval_sha256": "0" * 64}), key)
+        result = build_extract(
+            approval_for(project), contracts, small_home.warehouse, folder, key, {"approval_sha256": "0" * 64}, folder / "staging" / project
+        )
+        results[project] = (result, key)
     return results
 
 
@@ -130,6 +133,8 @@ def test_file_is_private_and_no_partial_is_left(built):
     result, _ = built["P2026-001"]
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o600
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
+    staged = result.path.parent / "staging" / "P2026-001" / "jobs.parquet"
+    assert stat.S_IMODE(staged.stat().st_mode) == 0o600
 
 
 def test_a_failed_build_keeps_the_previous_extract(built, small_home, contracts):
@@ -137,6 +142,6 @@ def test_a_failed_build_keeps_the_previous_extract(built, small_home, contracts)
     before = result.path.read_bytes()
     broken = approval_for("P2026-001").model_copy(update={"variables": {"jobs": {"j_isco": "4digit", "j_nothing": "default"}}})
     with pytest.raises(KeyError):
-        build_extract(broken, contracts, small_home.warehouse, result.path.parent, key, {})
+        build_extract(broken, contracts, small_home.warehouse, result.path.parent, key, {}, result.path.parent / "staging-broken")
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
