@@ -100,7 +100,7 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         key = platform.keystore().load(project)
         staging = platform.paths.project_tables(project)
         tables = [staged_table(checked.approval, contracts_now, staging, r) for r in checked.approval.variables]
-        provenance = {"approval_file": checked.path.name, "approval_sha256": checked.sha256, "dagster_run_id": context.run_id}
+        provenance = {"approval_file": checked.path.name, "approval_sha256": checked.sha256, "dagster_run_id": context.run.run_id}
         result = assemble_extract(checked.approval, contracts_now, tables, platform.paths.extracts, key, provenance)
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(result.path)),

@@ -1,0 +1,127 @@
+"""Projects as Dagster runs them: the approval sensor, the build, the expiry, and no secret anywhere."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+
+import dagster as dg
+import pytest
+
+from assets import PlatformResource
+from assets.projects import EXTRACT_KEY, PROJECTS, build_project_assets, project_key
+from lmdp_pipeline import audit
+from lmdp_pipeline.keys import KeyDestroyed, MASTER_KEY_ENV
+from lmdp_pipeline.paths import PlatformPaths
+from lmdp_pipeline.projects import keystore
+from sensors.projects import project_approvals, project_expiry
+
+MASTER = base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@pytest.fixture
+def home(small_home, tmp_path, monkeypatch):
+    target = tmp_path / "home"
+    shutil.copytree(small_home.home, target)
+    monkeypatch.setenv(MASTER_KEY_ENV, MASTER)
+    return PlatformPaths(target)
+
+
+@pytest.fixture(scope="module")
+def project_assets(contracts):
+    return build_project_assets(contracts)
+
+
+def resources(paths):
+    return {"platform": PlatformResource(home=str(paths.home))}
+
+
+def tick(sensor, instance, paths, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources(paths))
+    return sensor(context)
+
+
+def build(project_assets, paths, instance, project, registers):
+    if not instance.has_dynamic_partition(PROJECTS.name, project):
+        instance.add_dynamic_partitions(PROJECTS.name, [project])
+    selection = [project_key(r) for r in registers] + [EXTRACT_KEY]
+    return dg.materialize(
+        project_assets, selection=selection, partition_key=project, instance=instance, resources=resources(paths), raise_on_error=False
+    )
+
+
+def test_approval_sensor_adds_partitions_creates_keys_and_requests_builds(home):
+    with dg.instance_for_test() as instance:
+        result = tick(project_approvals, instance, home)
+        assert sorted(r.partition_key for r in result.run_requests) == ["P2026-001", "P2026-002"]
+        first = next(r for r in result.run_requests if r.partition_key == "P2026-001")
+        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTRACT_KEY}
+        assert first.run_key.startswith("P2026-001:")
+        assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["P2026-001", "P2026-002"]
+        assert keystore(home).projects() == ["P2026-001", "P2026-002"]
+        assert [e["event"] for e in audit.entries(home.audit)].count("key_created") == 2
+        again = tick(project_approvals, instance, home, result.cursor)
+        assert again.run_requests == []
+
+
+def test_an_invalid_approval_is_reported_and_builds_nothing(home):
+    (home.approvals / "P2026-003.yaml").write_text(
+        (home.approvals / "P2026-001.yaml").read_text().replace("P2026-001", "P2026-003").replace("j_isco: 2digit", "j_isco: 3digit")
+    )
+    with dg.instance_for_test() as instance:
+        result = tick(project_approvals, instance, home)
+        assert "P2026-003" not in {r.partition_key for r in result.run_requests}
+        refused = [e for e in audit.entries(home.audit) if e["event"] == "approval_refused"]
+        assert refused and "'3digit' is not a level" in refused[0]["problems"][0]
+        assert not keystore(home).key_file("P2026-003").exists()
+
+
+def test_a_changed_approval_rebuilds(home):
+    with dg.instance_for_test() as instance:
+        first = tick(project_approvals, instance, home)
+        path = home.approvals / "P2026-002.yaml"
+        path.write_text(path.read_text().replace("cb_amount: default", "cb_amount: band_500"))
+        second = tick(project_approvals, instance, home, first.cursor)
+        assert [r.partition_key for r in second.run_requests] == ["P2026-002"]
+        assert second.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
+
+
+def test_a_build_writes_the_extract_with_lineage_and_no_secret_anywhere(project_assets, home):
+    with dg.instance_for_test() as instance:
+        tick(project_approvals, instance, home)
+        result = build(project_assets, home, instance, "P2026-001", ["individuals", "jobs", "absences"])
+        assert result.success
+        assert (home.extracts / "P2026-001.duckdb").is_file()
+        [jobs] = result.asset_materializations_for_node("projects__jobs")
+        lineage = jobs.metadata["dagster/column_lineage"].value.deps_by_column
+        assert lineage["employer_id"][0].asset_key == dg.AssetKey(["registers", "jobs"])
+        assert lineage["employer_id"][0].column_name == "j_employer"
+        key = keystore(home).load("P2026-001")
+        secrets_ = [key.material.hex(), base64.b64encode(key.material).decode(), MASTER]
+        records = instance.get_records_for_run(result.run_id).records
+        event_log = "\n".join(dg.serialize_value(r.event_log_entry) for r in records)
+        assert key.key_id in event_log, "the event log was read (it carries the key id, never the key)"
+        run_config = json.dumps(instance.get_run_by_id(result.run_id).run_config)
+        for secret in secrets_:
+            assert secret not in event_log and secret not in run_config
+            assert secret.encode() not in (home.extracts / "P2026-001.duckdb").read_bytes()
+
+
+def test_expiry_deletes_the_extract_destroys_the_key_and_refuses_later_builds(project_assets, home):
+    with dg.instance_for_test() as instance:
+        tick(project_approvals, instance, home)
+        assert build(project_assets, home, instance, "P2026-002", ["individuals", "cash_benefits", "benefits_in_kind"]).success
+        path = home.approvals / "P2026-002.yaml"
+        path.write_text(path.read_text().replace("status: approved", "status: revoked"))
+        tick(project_expiry, instance, home)
+        assert not (home.extracts / "P2026-002.duckdb").exists()
+        with pytest.raises(KeyDestroyed):
+            keystore(home).load("P2026-002")
+        assert any(e["event"] == "project_retired" and e["project"] == "P2026-002" for e in audit.entries(home.audit))
+        path.write_text(path.read_text().replace("status: revoked", "status: approved"))
+        again = tick(project_approvals, instance, home)
+        assert "P2026-002" not in {r.partition_key for r in again.run_requests}, "a destroyed key is never remade"
+        failed = build(project_assets, home, instance, "P2026-002", ["individuals", "cash_benefits", "benefits_in_kind"])
+        assert not failed.success
