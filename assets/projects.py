@@ -8,11 +8,14 @@ re-checked at every step, so an approval revoked or expired since the run was qu
 builds nothing.
 """
 
+import warnings
+
 import dagster as dg
 
 from lmdp_pipeline.approvals import ApprovalError
 from lmdp_pipeline.contracts import Contract, ContractSet, load_contracts
-from lmdp_pipeline.extract import TableResult, assemble_extract, build_table, staged_table
+from lmdp_pipeline.extract import ExtractRefused, TableResult, assemble_extract, build_table, staged_table
+from lmdp_pipeline.extract_checks import CHECKS, check_extract
 from lmdp_pipeline.projects import CheckedApproval, approval_file, check, is_retired
 
 from .registers import OWNERS, register_key
@@ -81,10 +84,18 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
     contracts = contracts or load_contracts()
     registers = [build_project_register_asset(c) for c in contracts]
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks: one verdict per project
+        check_specs = [
+            dg.AssetCheckSpec(name, asset=EXTRACT_KEY, blocking=True, description=description, partitions_def=PROJECTS)
+            for name, description in CHECKS.items()
+        ]
+
     @dg.asset(
         key=EXTRACT_KEY,
         partitions_def=PROJECTS,
         deps=[project_key(c.register) for c in contracts],
+        check_specs=check_specs,
         group_name=PROJECTS_GROUP,
         kinds={"duckdb"},
         owners=OWNERS,
@@ -93,7 +104,7 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
             "_dictionary and _lineage; replaced atomically, permissions 0600."
         ),
     )
-    def project_extract(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.MaterializeResult:
+    def project_extract(context: dg.AssetExecutionContext, platform: PlatformResource):
         project = context.partition_key
         checked = checked_approval(platform, project)
         contracts_now = platform.contracts()
@@ -101,8 +112,13 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         staging = platform.paths.project_tables(project)
         tables = [staged_table(checked.approval, contracts_now, staging, r) for r in checked.approval.variables]
         provenance = {"approval_file": checked.path.name, "approval_sha256": checked.sha256, "dagster_run_id": context.run.run_id}
-        result = assemble_extract(checked.approval, contracts_now, tables, platform.paths.extracts, key, provenance)
-        return dg.MaterializeResult(metadata={
+        validate = lambda path: check_extract(path, checked.approval, contracts_now, platform.paths.warehouse, key)  # noqa: E731
+        try:
+            result = assemble_extract(checked.approval, contracts_now, tables, platform.paths.extracts, key, provenance, validate)
+        except ExtractRefused as refused:
+            yield from _check_results(refused.checks)
+            raise dg.Failure(description=str(refused)) from None
+        yield dg.MaterializeResult(check_results=_check_results(result.checks), metadata={
             "path": dg.MetadataValue.path(str(result.path)),
             "persons": result.persons,
             "dagster/row_count": sum(result.tables.values()),
@@ -112,3 +128,13 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         })
 
     return [*registers, project_extract]
+
+
+def _check_results(outcomes) -> list[dg.AssetCheckResult]:
+    return [
+        dg.AssetCheckResult(
+            check_name=o.name, passed=o.passed, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in o.problems) or "none")},
+        )
+        for o in outcomes
+    ]

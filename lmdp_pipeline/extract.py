@@ -35,6 +35,7 @@ from .sql import quote_identifier as q
 from .sql import quote_literal
 
 PRIVATE_FILE = 0o600
+DOCUMENTATION_TABLES = {"_manifest", "_dictionary", "_lineage"}
 ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
 
 
@@ -56,6 +57,18 @@ class ExtractResult:
     persons: int
     tables: dict[str, int]  # table -> rows
     columns: dict[str, list[Column]]
+    checks: list = field(default_factory=list)  # extract_checks.CheckOutcome, when validated
+
+
+class ExtractRefused(Exception):
+    """The candidate extract failed a blocking check; it was deleted and the previous one kept."""
+
+    def __init__(self, project: str, checks: list):
+        self.checks = checks
+        failed = [c for c in checks if not c.passed]
+        super().__init__(
+            f"extract of {project} not published: " + "; ".join(f"{c.name}: {', '.join(c.problems)}" for c in failed)
+        )
 
 
 def _identifier_column(contract: Contract, variable: Variable) -> str:
@@ -65,7 +78,7 @@ def _identifier_column(contract: Contract, variable: Variable) -> str:
     return ID_COLUMNS[variable.identifier]
 
 
-def _delivered(contract: Contract, requested: dict[str, str]) -> list[tuple[Variable, str]]:
+def delivered_variables(contract: Contract, requested: dict[str, str]) -> list[tuple[Variable, str]]:
     """The requested variables at their resolved levels, with the person id and the month always in."""
     unknown = sorted(set(requested) - {v.name for v in contract.variables})
     if unknown:
@@ -106,6 +119,12 @@ def _select(variable: Variable, level: str, column: Column, maps: dict[Identifie
     return f"{value} AS {q(column.name)}"
 
 
+def planned_columns(approval: Approval, contracts: ContractSet, register: str) -> list[Column]:
+    """The columns a register's table must have for this approval, in order."""
+    contract = contracts[register]
+    return [_column(contract, v, level) for v, level in delivered_variables(contract, approval.variables[register])]
+
+
 @dataclass
 class TableResult:
     register: str
@@ -124,7 +143,7 @@ def build_table(
     same person gets the same person_id in every table built for the project.
     """
     contract = contracts[register]
-    delivered = _delivered(contract, approval.variables[register])
+    delivered = delivered_variables(contract, approval.variables[register])
     sql, params = population_sql(approval, contracts, warehouse)
     period = {"period_from": params["period_from"], "period_to": params["period_to"]}
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -153,9 +172,14 @@ def build_table(
 
 
 def assemble_extract(
-    approval: Approval, contracts: ContractSet, tables: list[TableResult], extracts: Path, key: ProjectKey, provenance: dict
+    approval: Approval, contracts: ContractSet, tables: list[TableResult], extracts: Path, key: ProjectKey, provenance: dict,
+    validate=None,
 ) -> ExtractResult:
-    """The DuckDB extract from the project's tables, with its documentation; replaces the previous one atomically."""
+    """The DuckDB extract from the project's tables, with its documentation; replaces the previous one atomically.
+
+    ``validate(candidate_path)`` returns check outcomes; any failure deletes the
+    candidate and raises ExtractRefused, so a refused build never replaces a good extract.
+    """
     missing = sorted(set(approval.variables) - {t.register for t in tables})
     if missing:
         raise ValueError(f"project {approval.project}: no table built yet for {', '.join(missing)}")
@@ -176,16 +200,23 @@ def assemble_extract(
         raise
     con.close()
     os.chmod(partial, PRIVATE_FILE)
+    checks = validate(partial) if validate else []
+    if any(not c.passed for c in checks):
+        partial.unlink(missing_ok=True)
+        raise ExtractRefused(approval.project, checks)
     os.replace(partial, target)
-    return ExtractResult(target, max((t.persons for t in tables), default=0), counts, columns)
+    return ExtractResult(target, max((t.persons for t in tables), default=0), counts, columns, checks)
 
 
 def build_extract(
     approval: Approval, contracts: ContractSet, warehouse: Path, extracts: Path, key: ProjectKey, provenance: dict, staging: Path
 ) -> ExtractResult:
-    """Every requested table, then the extract: what the Dagster assets do step by step."""
+    """Every requested table, then the checked extract: what the Dagster assets do step by step."""
+    from .extract_checks import check_extract
+
     tables = [build_table(approval, contracts, warehouse, register, key, staging) for register in approval.variables]
-    return assemble_extract(approval, contracts, tables, extracts, key, provenance)
+    validate = lambda path: check_extract(path, approval, contracts, warehouse, key)  # noqa: E731
+    return assemble_extract(approval, contracts, tables, extracts, key, provenance, validate)
 
 
 def _write_documentation(con, approval, contracts, key, tables, columns, provenance) -> None:
@@ -220,8 +251,7 @@ def staged_table(approval: Approval, contracts: ContractSet, staging: Path, regi
     path = staging / f"{register}.parquet"
     if not path.exists():
         raise FileNotFoundError(f"project {approval.project}: {register} has not been built ({path} missing)")
-    contract = contracts[register]
-    columns = [_column(contract, v, level) for v, level in _delivered(contract, approval.variables[register])]
+    columns = planned_columns(approval, contracts, register)
     con = duckdb.connect()
     try:
         person = "count(DISTINCT person_id)" if any(c.name == "person_id" for c in columns) else "0"

@@ -51,11 +51,16 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     assert (tmp_path / "landing" / "individuals" / "individuals_2024-02.csv").is_file()
     assert (tmp_path / "warehouse" / "benefits_in_kind" / "benefits_in_kind_2024-02.parquet").is_file()
     assert (tmp_path / "dictionary" / "html" / "index.html").is_file()
+    for project in ("P2026-001", "P2026-002"):
+        assert (tmp_path / "extracts" / f"{project}.duckdb").is_file()
+        assert f"extracts/{project}.duckdb: " in result.stdout
     from dagster import DagsterInstance, DagsterRunStatus
 
     with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         runs = instance.get_runs()
-        assert sorted(r.job_name for r in runs) == ["publish_dictionary", "register_refresh", "register_refresh"]
+        assert sorted(r.job_name for r in runs) == [
+            "project_build", "project_build", "publish_dictionary", "register_refresh", "register_refresh"
+        ]
         assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         assert {r.tags.get("dagster/partition") for r in runs if r.job_name == "register_refresh"} == {"2024-01", "2024-02"}
     check = lmdp(tmp_path, "approvals", "check", str(tmp_path / "approvals" / "P2026-001.yaml"))
@@ -96,3 +101,18 @@ def test_refresh_without_deliveries_says_what_to_do(tmp_path):
     result = lmdp(tmp_path, "refresh")
     assert result.returncode == 1
     assert "no deliveries in" in result.stderr and "lmdp sample-data" in result.stderr
+
+
+@pytest.mark.slow
+def test_build_and_revoke(tmp_path):
+    assert lmdp(tmp_path, "demo", "--persons", "200", "--months", "2024-01:2024-01").returncode == 0
+    extract = tmp_path / "extracts" / "P2026-002.duckdb"
+    revoked = lmdp(tmp_path, "revoke", "P2026-002", "--reason", "ethics approval withdrawn")
+    assert revoked.returncode == 0 and "key destroyed: key-" in revoked.stdout
+    assert not extract.exists()
+    again = lmdp(tmp_path, "build", "P2026-002")
+    assert again.returncode == 1
+    assert "the key of project P2026-002 was destroyed" in again.stderr and "(ethics approval withdrawn)" in again.stderr
+    assert not extract.exists()
+    audit_log = (tmp_path / "audit" / "audit.jsonl").read_text()
+    assert '"event": "project_retired"' in audit_log and "ethics approval withdrawn" in audit_log

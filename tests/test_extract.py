@@ -145,3 +145,75 @@ def test_a_failed_build_keeps_the_previous_extract(built, small_home, contracts)
         build_extract(broken, contracts, small_home.warehouse, result.path.parent, key, {}, result.path.parent / "staging-broken")
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+# --- the blocking checks, tried by breaking the extract ------------------------------------
+
+
+@pytest.fixture
+def tampered(built, tmp_path):
+    """A writable copy of P2026-001's extract, and a function to check it."""
+    from lmdp_pipeline.extract_checks import check_extract
+
+    result, key = built["P2026-001"]
+    copy = tmp_path / "P2026-001.duckdb"
+    copy.write_bytes(result.path.read_bytes())
+
+    def failing(small_home, contracts) -> dict[str, list[str]]:
+        outcomes = check_extract(copy, approval_for("P2026-001"), contracts, small_home.warehouse, key)
+        return {o.name: o.problems for o in outcomes if not o.passed}
+
+    return copy, failing
+
+
+def test_all_checks_pass_on_a_built_extract(built):
+    for result, _ in built.values():
+        assert result.checks and all(c.passed for c in result.checks)
+
+
+@pytest.mark.parametrize(
+    ("statement", "check", "words"),
+    [
+        ("UPDATE jobs SET j_isco = '2512' WHERE rowid = 0", "levels_not_finer", "jobs.j_isco: 1 values finer than level '2digit'"),
+        ("UPDATE individuals SET i_residence = '0701' WHERE rowid = 0", "levels_not_finer", "individuals.i_residence"),
+        ("UPDATE individuals SET i_month = '2024-01' WHERE rowid = 0", "scope_and_period", "outside the period"),
+        ("UPDATE jobs SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period", "outside the population"),
+        ("ALTER TABLE absences ADD COLUMN ab_diagnosis VARCHAR", "approved_items_only", "ab_diagnosis"),
+        ("CREATE TABLE benefits_in_kind AS SELECT 1 AS x", "approved_items_only", "table benefits_in_kind was not approved"),
+        ("UPDATE absences SET ab_reason = 'Marie Schmit' WHERE rowid = 0", "no_direct_identifiers", "hold spaces"),
+    ],
+    ids=["finer-code", "commune-for-canton", "outside-period", "stranger", "restricted-column", "extra-table", "a-name"],
+)
+def test_each_check_catches_its_breach(tampered, small_home, contracts, statement, check, words):
+    copy, failing = tampered
+    with duckdb.connect(str(copy)) as con:
+        con.execute(statement)
+    problems = failing(small_home, contracts)
+    assert check in problems and any(words in p for p in problems[check]), problems
+
+
+def test_a_matricule_in_a_cell_is_caught(tampered, small_home, contracts):
+    copy, failing = tampered
+    with duckdb.connect() as con:
+        matricule = con.execute(f"SELECT i_matricule FROM '{small_home.warehouse}/individuals/*.parquet' LIMIT 1").fetchone()[0]
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE jobs SET employer_id = ? WHERE rowid = 0", [matricule])
+    problems = failing(small_home, contracts)["no_direct_identifiers"]
+    assert any("look like identifiers" in p for p in problems) and any("identified zone" in p for p in problems)
+    assert not any(matricule in p for p in problems), "the report never shows the value"
+
+
+def test_a_refused_candidate_never_replaces_the_extract(built, small_home, contracts):
+    from lmdp_pipeline.extract import ExtractRefused, assemble_extract, staged_table
+    from lmdp_pipeline.extract_checks import CheckOutcome
+
+    result, key = built["P2026-001"]
+    before = result.path.read_bytes()
+    approval = approval_for("P2026-001")
+    staging = result.path.parent / "staging" / "P2026-001"
+    tables = [staged_table(approval, contracts, staging, r) for r in approval.variables]
+    refuse = lambda path: [CheckOutcome("no_direct_identifiers", "", ["jobs.x: 1 cells look like identifiers"])]  # noqa: E731
+    with pytest.raises(ExtractRefused, match="not published: no_direct_identifiers"):
+        assemble_extract(approval, contracts, tables, result.path.parent, key, {}, refuse)
+    assert result.path.read_bytes() == before
+    assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []

@@ -94,6 +94,10 @@ def test_a_build_writes_the_extract_with_lineage_and_no_secret_anywhere(project_
         result = build(project_assets, home, instance, "P2026-001", ["individuals", "jobs", "absences"])
         assert result.success
         assert (home.extracts / "P2026-001.duckdb").is_file()
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == dict.fromkeys(
+            ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique"], True
+        )
         [jobs] = result.asset_materializations_for_node("projects__jobs")
         lineage = jobs.metadata["dagster/column_lineage"].value.deps_by_column
         assert lineage["employer_id"][0].asset_key == dg.AssetKey(["registers", "jobs"])
