@@ -114,7 +114,9 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         provenance = {"approval_file": checked.path.name, "approval_sha256": checked.sha256, "dagster_run_id": context.run.run_id}
         validate = lambda path: check_extract(path, checked.approval, contracts_now, platform.paths.warehouse, key)  # noqa: E731
         try:
-            result = assemble_extract(checked.approval, contracts_now, tables, platform.paths.extracts, key, provenance, validate)
+            result = assemble_extract(
+                checked.approval, contracts_now, tables, platform.paths.extracts, key, provenance, platform.paths.warehouse, validate
+            )
         except ExtractRefused as refused:
             yield from _check_results(refused.checks)
             raise dg.Failure(description=str(refused)) from None

@@ -7,8 +7,9 @@ previous extract or the new one, never a mix. The population and period come fro
 ``granularity``, and every identifier from the project's pseudonym maps: the extract
 never holds a matricule, an employer number or a provider code.
 
-Tables: one per requested register, plus ``_manifest``, ``_dictionary`` and
-``_lineage`` (SPEC section 5). Identifier columns are renamed by kind: ``person_id``
+Tables: one per requested register, plus ``_manifest``, ``_inputs`` (every warehouse
+file read, with its sha256 and row count), ``_dictionary`` and ``_lineage`` (SPEC
+section 5). Identifier columns are renamed by kind: ``person_id``
 (the register's person), ``related_person_id`` (a second person, in family links),
 ``employer_id`` and ``provider_id``.
 """
@@ -16,6 +17,7 @@ Tables: one per requested register, plus ``_manifest``, ``_dictionary`` and
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import uuid
@@ -35,7 +37,7 @@ from .sql import quote_identifier as q
 from .sql import quote_literal
 
 PRIVATE_FILE = 0o600
-DOCUMENTATION_TABLES = {"_manifest", "_dictionary", "_lineage"}
+DOCUMENTATION_TABLES = {"_manifest", "_inputs", "_dictionary", "_lineage"}
 ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
 
 
@@ -173,7 +175,7 @@ def build_table(
 
 def assemble_extract(
     approval: Approval, contracts: ContractSet, tables: list[TableResult], extracts: Path, key: ProjectKey, provenance: dict,
-    validate=None,
+    warehouse: Path, validate=None,
 ) -> ExtractResult:
     """The DuckDB extract from the project's tables, with its documentation; replaces the previous one atomically.
 
@@ -192,7 +194,7 @@ def assemble_extract(
             con.execute(f"CREATE TABLE {q(table.register)} AS SELECT * FROM read_parquet(?)", [str(table.path)])
         counts = {t.register: t.rows for t in tables}
         columns = {t.register: t.columns for t in tables}
-        _write_documentation(con, approval, contracts, key, counts, columns, provenance)
+        _write_documentation(con, approval, contracts, key, counts, columns, provenance, warehouse)
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -216,10 +218,28 @@ def build_extract(
 
     tables = [build_table(approval, contracts, warehouse, register, key, staging) for register in approval.variables]
     validate = lambda path: check_extract(path, approval, contracts, warehouse, key)  # noqa: E731
-    return assemble_extract(approval, contracts, tables, extracts, key, provenance, validate)
+    return assemble_extract(approval, contracts, tables, extracts, key, provenance, warehouse, validate)
 
 
-def _write_documentation(con, approval, contracts, key, tables, columns, provenance) -> None:
+def input_files(approval: Approval, warehouse: Path) -> list[dict]:
+    """Every warehouse file the extract reads: register, month, sha256 and row count (for ``_manifest``)."""
+    registers = sorted({b.register for b in approval.population} | set(approval.variables))
+    inputs = []
+    con = duckdb.connect()
+    try:
+        for register in registers:
+            for path in sorted((warehouse / register).glob(f"{register}_*.parquet")):
+                month = path.stem.rsplit("_", 1)[1]
+                if approval.period.from_ <= month <= approval.period.to:
+                    rows = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0]
+                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                    inputs.append({"register": register, "month": month, "file": path.name, "sha256": digest, "rows": int(rows)})
+    finally:
+        con.close()
+    return inputs
+
+
+def _write_documentation(con, approval, contracts, key, tables, columns, provenance, warehouse: Path) -> None:
     manifest = {
         "project": approval.project,
         "title": approval.title,
@@ -235,6 +255,10 @@ def _write_documentation(con, approval, contracts, key, tables, columns, provena
     }
     con.execute("CREATE TABLE _manifest (item VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO _manifest VALUES (?, ?)", list(manifest.items()))
+    con.execute("CREATE TABLE _inputs (register VARCHAR, month VARCHAR, file VARCHAR, sha256 VARCHAR, rows BIGINT)")
+    con.executemany("INSERT INTO _inputs VALUES (?, ?, ?, ?, ?)", [
+        (i["register"], i["month"], i["file"], i["sha256"], i["rows"]) for i in input_files(approval, warehouse)
+    ])
     con.execute("CREATE TABLE _dictionary (table_name VARCHAR, column_name VARCHAR, level VARCHAR, description VARCHAR, codes VARCHAR)")
     con.execute("CREATE TABLE _lineage (table_name VARCHAR, column_name VARCHAR, source VARCHAR, transformations VARCHAR)")
     for table, delivered in columns.items():

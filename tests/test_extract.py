@@ -58,7 +58,7 @@ def test_tables_are_the_requested_registers_and_the_documentation(built):
     result, _ = built["P2026-001"]
     with connect(result) as con:
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert tables == {"individuals", "jobs", "absences", "_manifest", "_dictionary", "_lineage"}
+    assert tables == {"individuals", "jobs", "absences", "_manifest", "_inputs", "_dictionary", "_lineage"}
 
 
 def test_no_identifier_of_the_identified_zone_in_any_cell(built, small_home):
@@ -109,6 +109,10 @@ def test_documentation_tables(built):
         dictionary = con.execute("SELECT level, codes FROM _dictionary WHERE table_name = 'individuals' AND column_name = 'i_citizenship'").fetchone()
         lineage = con.execute("SELECT source, transformations FROM _lineage WHERE table_name = 'jobs' AND column_name = 'employer_id'").fetchone()
     assert manifest["key_id"] == key.key_id and manifest["project"] == "P2026-001"
+    with connect(result) as con:
+        inputs = con.execute("SELECT register, month, length(sha256), rows FROM _inputs ORDER BY ALL").fetchall()
+    assert {(r, m) for r, m, _, _ in inputs} == {(r, m) for r in ("absences", "affiliation", "individuals", "jobs") for m in PERIOD}
+    assert all(length == 64 and rows > 0 for _, _, length, rows in inputs)
     assert '"individuals": ' in manifest["table_rows"]
     assert dictionary[0] == "group" and "Other EU-27" in dictionary[1]
     assert lineage == ("jobs.j_employer", "pseudonymised with the project's key; filtered to the project's population and period")
@@ -214,6 +218,6 @@ def test_a_refused_candidate_never_replaces_the_extract(built, small_home, contr
     tables = [staged_table(approval, contracts, staging, r) for r in approval.variables]
     refuse = lambda path: [CheckOutcome("no_direct_identifiers", "", ["jobs.x: 1 cells look like identifiers"])]  # noqa: E731
     with pytest.raises(ExtractRefused, match="not published: no_direct_identifiers"):
-        assemble_extract(approval, contracts, tables, result.path.parent, key, {}, refuse)
+        assemble_extract(approval, contracts, tables, result.path.parent, key, {}, small_home.warehouse, refuse)
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
