@@ -203,7 +203,7 @@ def cmd_build(args: argparse.Namespace, paths: PlatformPaths) -> None:
     extract = paths.extracts / f"{approval.project}.duckdb"
     audit.record(paths.audit, "extract_built", project=approval.project, approval_sha256=checked.sha256, key_id=key.key_id)
     print("  " + _extract_summary(extract))
-    print(f"  open it with: python3 -c \"import duckdb; print(duckdb.connect('{extract}', read_only=True).sql('SHOW TABLES'))\"")
+    print(f"  open it with: {sys.executable} -c \"import duckdb; print(duckdb.connect('{extract}', read_only=True).sql('SHOW TABLES'))\"")
 
 
 def cmd_revoke(args: argparse.Namespace, paths: PlatformPaths) -> None:

@@ -102,7 +102,19 @@ def pseudonymise_person_months(home: Path, register: str, month: str) -> tuple[i
     return con.execute(f"SELECT count(*) FROM '{source}'").fetchone()[0], time.perf_counter() - started
 
 
+def _extract_case(name: str):
+    def case(home: Path, register: str, month: str) -> tuple[int, float]:
+        from . import extract_cases
+
+        return getattr(extract_cases, name)(home)
+
+    return case
+
+
 CASES = {
+    "extract_bare_copy": _extract_case("bare_copy"),
+    "extract_pipeline": _extract_case("pipeline"),
+    "extract_pandas": _extract_case("pandas_extract"),
     "bare_copy": bare_copy,
     "ingest": ingest,
     "gx_import": gx_import,

@@ -8,8 +8,8 @@ previous extract or the new one, never a mix. The population and period come fro
 never holds a matricule, an employer number or a provider code.
 
 Tables: one per requested register, plus ``_manifest``, ``_inputs`` (every warehouse
-file read, with its sha256 and row count), ``_dictionary`` and ``_lineage`` (SPEC
-section 5). Identifier columns are renamed by kind: ``person_id``
+file read, with the sha256 of the delivery it came from and its row count),
+``_dictionary`` and ``_lineage`` (SPEC section 5). Identifier columns are renamed by kind: ``person_id``
 (the register's person), ``related_person_id`` (a second person, in family links),
 ``employer_id`` and ``provider_id``.
 """
@@ -17,7 +17,6 @@ section 5). Identifier columns are renamed by kind: ``person_id``
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import uuid
@@ -222,7 +221,10 @@ def build_extract(
 
 
 def input_files(approval: Approval, warehouse: Path) -> list[dict]:
-    """Every warehouse file the extract reads: register, month, sha256 and row count (for ``_manifest``)."""
+    """Every warehouse file the extract reads: register, month, the delivery's sha256 and the row count.
+
+    Both come from the Parquet footer (written at ingestion), so nothing is re-hashed.
+    """
     registers = sorted({b.register for b in approval.population} | set(approval.variables))
     inputs = []
     con = duckdb.connect()
@@ -230,10 +232,12 @@ def input_files(approval: Approval, warehouse: Path) -> list[dict]:
         for register in registers:
             for path in sorted((warehouse / register).glob(f"{register}_*.parquet")):
                 month = path.stem.rsplit("_", 1)[1]
-                if approval.period.from_ <= month <= approval.period.to:
-                    rows = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0]
-                    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                    inputs.append({"register": register, "month": month, "file": path.name, "sha256": digest, "rows": int(rows)})
+                if not approval.period.from_ <= month <= approval.period.to:
+                    continue
+                rows = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0]
+                metadata = dict(con.execute("SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [str(path)]).fetchall())
+                inputs.append({"register": register, "month": month, "file": path.name,
+                               "source_sha256": metadata.get("source_sha256"), "rows": int(rows)})
     finally:
         con.close()
     return inputs
@@ -255,9 +259,9 @@ def _write_documentation(con, approval, contracts, key, tables, columns, provena
     }
     con.execute("CREATE TABLE _manifest (item VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO _manifest VALUES (?, ?)", list(manifest.items()))
-    con.execute("CREATE TABLE _inputs (register VARCHAR, month VARCHAR, file VARCHAR, sha256 VARCHAR, rows BIGINT)")
+    con.execute("CREATE TABLE _inputs (register VARCHAR, month VARCHAR, file VARCHAR, source_sha256 VARCHAR, rows BIGINT)")
     con.executemany("INSERT INTO _inputs VALUES (?, ?, ?, ?, ?)", [
-        (i["register"], i["month"], i["file"], i["sha256"], i["rows"]) for i in input_files(approval, warehouse)
+        (i["register"], i["month"], i["file"], i["source_sha256"], i["rows"]) for i in input_files(approval, warehouse)
     ])
     con.execute("CREATE TABLE _dictionary (table_name VARCHAR, column_name VARCHAR, level VARCHAR, description VARCHAR, codes VARCHAR)")
     con.execute("CREATE TABLE _lineage (table_name VARCHAR, column_name VARCHAR, source VARCHAR, transformations VARCHAR)")

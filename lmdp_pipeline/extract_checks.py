@@ -21,6 +21,7 @@ from .scope import population_sql, register_files
 from .sql import quote_identifier as q
 
 IDENTIFIER_PATTERN = r"[0-9]{8,13}"
+PSEUDONYM_PATTERN = r"[0-9a-f]{16}"
 
 
 @dataclass
@@ -50,23 +51,35 @@ def _text_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _no_direct_identifiers(con, approval: Approval, contracts: ContractSet, warehouse: Path) -> list[str]:
-    sources = []
-    for contract in contracts:
-        for variable in contract.identifiers:
-            sources.append(f"SELECT {q(variable.name)} AS id FROM {register_files(warehouse, contract.register)}")
-    con.execute(f"CREATE TEMP TABLE identified AS {' UNION '.join(sources)}")
     problems = []
+    suspects = []  # distinct text values that are not pseudonyms: the only cells an identifier could hide in
     for table in approval.variables:
         for column in _text_columns(con, table):
             found = con.execute(
                 f"""SELECT count(*) FILTER (WHERE regexp_full_match({q(column)}, '{IDENTIFIER_PATTERN}')),
-                           count(*) FILTER (WHERE regexp_matches({q(column)}, '\\s')),
-                           count(*) FILTER (WHERE {q(column)} IN (SELECT id FROM identified))
+                           count(*) FILTER (WHERE regexp_matches({q(column)}, '\\s'))
                     FROM {q(table)}"""
             ).fetchone()
-            for count, what in zip(found, ("look like identifiers", "hold spaces (names, addresses?)", "are identifiers of the identified zone")):
+            for count, what in zip(found, ("look like identifiers", "hold spaces (names, addresses?)")):
                 if count:
                     problems.append(f"{table}.{column}: {count} cells {what}")
+            suspects.append(f"SELECT DISTINCT {q(column)} AS value, '{table}.{column}' AS place FROM {q(table)} "
+                            f"WHERE NOT regexp_full_match({q(column)}, '{PSEUDONYM_PATTERN}')")
+    if not suspects:
+        return problems
+    con.execute(f"CREATE TEMP TABLE suspects AS {' UNION ALL '.join(suspects)}")
+    # Compared with every identifier of the registers the extract read, in its period.
+    for register in sorted({b.register for b in approval.population} | set(approval.variables)):
+        contract = contracts[register]
+        month = q(contract.delivery.month_column)
+        for variable in contract.identifiers:
+            hits = con.execute(
+                f"""SELECT place, count(*) FROM suspects WHERE value IN (
+                        SELECT {q(variable.name)} FROM {register_files(warehouse, register)} WHERE {month} BETWEEN $first AND $last)
+                    GROUP BY place""",
+                {"first": approval.period.from_, "last": approval.period.to},
+            ).fetchall()
+            problems += [f"{place}: {count} cells are identifiers of the identified zone ({register}.{variable.name})" for place, count in hits]
     return problems
 
 

@@ -110,7 +110,7 @@ def test_documentation_tables(built):
         lineage = con.execute("SELECT source, transformations FROM _lineage WHERE table_name = 'jobs' AND column_name = 'employer_id'").fetchone()
     assert manifest["key_id"] == key.key_id and manifest["project"] == "P2026-001"
     with connect(result) as con:
-        inputs = con.execute("SELECT register, month, length(sha256), rows FROM _inputs ORDER BY ALL").fetchall()
+        inputs = con.execute("SELECT register, month, length(source_sha256), rows FROM _inputs ORDER BY ALL").fetchall()
     assert {(r, m) for r, m, _, _ in inputs} == {(r, m) for r in ("absences", "affiliation", "individuals", "jobs") for m in PERIOD}
     assert all(length == 64 and rows > 0 for _, _, length, rows in inputs)
     assert '"individuals": ' in manifest["table_rows"]

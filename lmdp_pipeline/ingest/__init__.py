@@ -92,7 +92,7 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
             ))
         if report.refused:
             raise _refuse(report, source, paths)
-        partial = write_candidate(con, contract, paths.warehouse, month)
+        partial = write_candidate(con, contract, paths.warehouse, month, report.sha256)
         stored = promote(partial, contract, paths.warehouse, month)
         schema = [(v.name, sql_type(v)) for v in contract.variables]
         return IngestResult(register, month, source, stored, report, rows, schema)

@@ -38,16 +38,20 @@ def stored_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     return con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({quote_literal(path)})").fetchone()[0] or 0
 
 
-def write_candidate(con: duckdb.DuckDBPyConnection, contract: Contract, warehouse: Path, month: str) -> Path:
-    """Write the staged variables to a hidden file beside the month's target; ``promote`` makes it visible."""
+def write_candidate(con: duckdb.DuckDBPyConnection, contract: Contract, warehouse: Path, month: str, source_sha256: str) -> Path:
+    """Write the staged variables to a hidden file beside the month's target; ``promote`` makes it visible.
+
+    The file carries the delivery's sha256 and the contract version in its Parquet
+    key-value metadata, so an extract can record its inputs without re-hashing them.
+    """
     target = warehouse_file(warehouse, contract.register, month)
     target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.partial")
     columns = ", ".join(quote_identifier(v.name) for v in contract.variables)
     try:
         con.execute(
-            f"COPY (SELECT {columns} FROM staged) TO {quote_literal(partial)} "
-            "(FORMAT parquet, COMPRESSION zstd)"
+            f"COPY (SELECT {columns} FROM staged) TO {quote_literal(partial)} (FORMAT parquet, COMPRESSION zstd, "
+            f"KV_METADATA {{source_sha256: {quote_literal(source_sha256)}, contract_version: {quote_literal(contract.version)}}})"
         )
         os.chmod(partial, PRIVATE_FILE)
     except BaseException:
