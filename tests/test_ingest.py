@@ -14,28 +14,18 @@ from stdnum import luhn
 
 from lmdp_pipeline.ingest import DeliveryRefused, ingest_delivery
 from lmdp_pipeline.paths import PlatformPaths
-from lmdp_pipeline.synthetic import generate
 
-from .ingest_helpers import ingest_month, snapshot
+from .conftest import WAREHOUSE_MONTHS
+from .ingest_helpers import snapshot
 
-MONTHS = ("2024-01", "2024-02")
-
-
-@pytest.fixture(scope="module")
-def base_home(tmp_path_factory, contracts):
-    """Two months of deliveries for 300 persons, both months ingested."""
-    home = tmp_path_factory.mktemp("ingest-base")
-    generate(home, persons=300, period=f"{MONTHS[0]}:{MONTHS[1]}", seed=11, contracts=contracts)
-    paths = PlatformPaths(home)
-    for month in MONTHS:
-        ingest_month(paths, contracts, month)
-    return home
+MONTHS = WAREHOUSE_MONTHS[:2]
 
 
 @pytest.fixture
-def paths(base_home, tmp_path) -> PlatformPaths:
+def paths(small_home, tmp_path) -> PlatformPaths:
+    """A private copy of the shared ingested home (tests here break its deliveries)."""
     home = tmp_path / "home"
-    shutil.copytree(base_home, home)
+    shutil.copytree(small_home.home, home)
     return PlatformPaths(home)
 
 
@@ -215,5 +205,5 @@ def test_a_reference_to_a_month_not_ingested_is_refused(paths, contracts):
 
 
 def test_a_missing_delivery_says_where_it_was_expected(paths, contracts):
-    with pytest.raises(FileNotFoundError, match=r"no delivery for jobs 2024-03: expected .*jobs_2024-03\.csv"):
-        ingest_delivery(paths, contracts, "jobs", "2024-03")
+    with pytest.raises(FileNotFoundError, match=r"no delivery for jobs 2024-09: expected .*jobs_2024-09\.csv"):
+        ingest_delivery(paths, contracts, "jobs", "2024-09")
