@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export LMDP_HOME ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(LMDP_HOME)/dagster
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test test-fast ui validate bench clean
+.PHONY: setup browser demo test test-fast ui validate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +21,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/lmdp demo
 
-test: setup
+# The UI end-to-end test drives Debian's chromium (no browser download); installed once if missing.
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the UI end-to-end test"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-fast: setup

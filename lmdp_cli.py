@@ -131,23 +131,22 @@ def cmd_refresh(args: argparse.Namespace, paths: PlatformPaths) -> None:
 
 
 def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
-    import datetime as dt
-
-    from lmdp_pipeline.approvals import ApprovalError, check_approval, delivery_plan, parse_approval
+    from lmdp_pipeline.approvals import ApprovalError, delivery_plan
     from lmdp_pipeline.contracts import load_contracts
-    from lmdp_pipeline.scope import available_months, estimate
+    from lmdp_pipeline.external import ExternalDataRefused, inspect_external
+    from lmdp_pipeline.projects import check
+    from lmdp_pipeline.scope import estimate
 
     path = Path(args.file)
     contracts = load_contracts()
     try:
-        approval = parse_approval(path)
+        approval = check(paths, contracts, path).approval
     except ApprovalError as error:
-        raise CommandError(f"{path} is not valid:\n  " + "\n  ".join(error.problems)) from None
-    registers = sorted({b.register for b in approval.population} | set(approval.variables) & set(contracts.registers))
-    months = available_months(paths.warehouse, [r for r in registers if r in contracts.registers])
-    problems = check_approval(approval, contracts, months, dt.date.today(), path)
-    if problems:
-        raise CommandError(f"{path} is not valid ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+        raise CommandError(f"{path} is not valid ({len(error.problems)} problem(s)):\n  " + "\n  ".join(error.problems)) from None
+    try:
+        external = {name: inspect_external(paths.external, approval.project, name, dataset) for name, dataset in approval.external.items()}
+    except ExternalDataRefused as refused:
+        raise CommandError(f"{path}: {refused}") from None
     persons, rows = estimate(approval, contracts, paths.warehouse)
     print(f"{path}: valid. Project {approval.project}, {approval.title} ({approval.institution})")
     print(f"  period {approval.period.from_} to {approval.period.to}; expires {approval.expires_on}")
@@ -158,24 +157,37 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
         for name, level, justification in variables:
             note = f"  <- override: {justification}" if justification else ""
             print(f"    {name:<16} {level}{note}")
-    for name, dataset in approval.external.items():
-        print(f"  table external_{name}: from external/{approval.project}/{dataset.file}")
+    for name, (read, invalid) in external.items():
+        dataset = approval.external[name]
+        shown = f" (rows {', '.join(map(str, invalid))})" if invalid else ""
+        print(f"  table external_{name}: from external/{approval.project}/{dataset.file}, {read:,} rows, "
+              f"{len(invalid)} invalid matricules left out{shown}; rows outside the population are dropped at build")
+        for column, declared in dataset.columns.items():
+            print(f"    {column:<16} {declared.type}{f' {declared.values}' if declared.values is not None else ''}")
 
 
 def _extract_summary(path: Path) -> str:
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as con:
-        rows = dict(con.execute("SELECT item, value FROM _manifest WHERE item IN ('table_rows', 'key_id')").fetchall())
+        rows = dict(con.execute("SELECT item, value FROM _manifest").fetchall())
         persons = con.execute("SELECT count(DISTINCT person_id) FROM individuals").fetchone()[0] if con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'individuals'").fetchone()[0] else None
     tables = ", ".join(f"{t} {n:,} rows" for t, n in json.loads(rows["table_rows"]).items())
     who = f"{persons:,} persons; " if persons is not None else ""
-    return f"{path}: {who}{tables} (key {rows['key_id']})"
+    lines = [f"{path}: {who}{tables} (key {rows['key_id']})"]
+    for item, value in rows.items():
+        if item.startswith("external_") and item.endswith("_linkage"):
+            report = json.loads(value)
+            lines.append(
+                f"  {item.removesuffix('_linkage')}: {report['rows_read']:,} rows read, {report['invalid_ids']} invalid matricules "
+                f"(rows {report['invalid_id_rows'] or 'none'}), {report['linked']:,} linked, {report['not_linked']:,} outside the population"
+            )
+    return "\n".join(lines)
 
 
 def cmd_build(args: argparse.Namespace, paths: PlatformPaths) -> None:
-    from assets.projects import EXTRACT_KEY, PROJECTS, project_key
+    from assets.projects import PROJECTS, build_selection
     from lmdp_pipeline import audit
     from lmdp_pipeline.approvals import ApprovalError
     from lmdp_pipeline.contracts import load_contracts
@@ -196,8 +208,7 @@ def cmd_build(args: argparse.Namespace, paths: PlatformPaths) -> None:
     if not instance.has_dynamic_partition(PROJECTS.name, approval.project):
         instance.add_dynamic_partitions(PROJECTS.name, [approval.project])
     audit.record(paths.audit, "build_requested", project=approval.project, approval_sha256=checked.sha256, key_id=key.key_id)
-    selection = [*(project_key(r) for r in approval.variables), EXTRACT_KEY]
-    failure = _run_job(paths, "project_build", approval.project, selection)
+    failure = _run_job(paths, "project_build", approval.project, build_selection(approval))
     if failure:
         raise CommandError(failure)
     extract = paths.extracts / f"{approval.project}.duckdb"

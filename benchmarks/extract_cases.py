@@ -100,8 +100,8 @@ def pipeline(home: Path) -> tuple[int, float]:
     contracts = load_contracts()
     key = ProjectKey("BENCH-001", "key-bench", "", secrets.token_bytes(32))
     started = time.perf_counter()
-    result = build_extract(approval(), contracts, root, home / "bench" / "extracts", key, {}, home / "bench" / "staging")
-    return sum(result.tables.values()), time.perf_counter() - started
+    result = build_extract(approval(), contracts, root, home / "bench" / "extracts", key, {}, home / "external")
+    return sum(result.rows.values()), time.perf_counter() - started
 
 
 def pandas_extract(home: Path) -> tuple[int, float]:

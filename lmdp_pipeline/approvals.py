@@ -14,10 +14,10 @@ import datetime as dt
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from .contracts import NOT_DELIVERED, ContractSet, Protection, Variable, VariableType
 from .period import MONTH_PATTERN
@@ -85,13 +85,32 @@ class Period(_Strict):
 
 class ExternalColumn(_Strict):
     type: Literal["integer", "decimal", "string", "date"]
-    values: list[Any] | None = None
+    values: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _values_of_the_type(self) -> "ExternalColumn":
+        """Declared values are codes of the column's type; text codes carry no spaces (labels go in the docs)."""
+        parse = {"integer": int, "decimal": float, "date": dt.date.fromisoformat, "string": str}[self.type]
+        for value in self.values or []:
+            try:
+                parse(str(value))
+            except ValueError:
+                raise ValueError(f"value {value!r} is not of type {self.type}") from None
+            if self.type == "string" and (not str(value) or any(c.isspace() for c in str(value))):
+                raise ValueError(f"value {value!r}: text codes must be non-empty and without spaces")
+        return self
 
 
 class ExternalDataset(_Strict):
     file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.(csv|parquet)$")
     id_column: str
     columns: dict[str, ExternalColumn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _id_column_apart(self) -> "ExternalDataset":
+        if self.id_column in self.columns:
+            raise ValueError(f"the id column {self.id_column!r} is not a declared column: it is replaced by person_id")
+        return self
 
 
 class Approval(_Strict):
@@ -105,7 +124,7 @@ class Approval(_Strict):
     population: list[PopulationBlock] = Field(min_length=1)
     variables: dict[str, dict[str, str]] = Field(min_length=1)
     justifications: dict[str, str] = Field(default_factory=dict)
-    external: dict[str, ExternalDataset] = Field(default_factory=dict)
+    external: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")], ExternalDataset] = Field(default_factory=dict)
 
     @field_validator("period", mode="before")
     @classmethod

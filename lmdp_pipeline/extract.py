@@ -1,17 +1,26 @@
 """Build one project's extract: a self-documenting DuckDB file of exactly what was approved.
 
-Everything happens in one DuckDB database file written under a hidden name beside its
-target and renamed into place when complete (permissions 0600): a reader sees the
-previous extract or the new one, never a mix. The population and period come from
-``scope`` (values bound as parameters), each variable from its approved level in
-``granularity``, and every identifier from the project's pseudonym maps: the extract
-never holds a matricule, an employer number or a provider code.
+The whole build happens on one DuckDB connection to a candidate file written under a
+hidden name beside its target (``CandidateExtract``): the population is computed once,
+each register's table is written straight into the candidate in one pass over the
+warehouse (filter, coarsen, pseudonymise), the blocking checks run on the same
+connection, and only then is the file renamed into place (permissions 0600). A reader
+sees the previous extract or the new one, never a mix; a refused or failed build
+leaves no file behind.
 
-Tables: one per requested register, plus ``_manifest``, ``_inputs`` (every warehouse
-file read, with the sha256 of the delivery it came from and its row count),
-``_dictionary`` and ``_lineage`` (SPEC section 5). Identifier columns are renamed by kind: ``person_id``
-(the register's person), ``related_person_id`` (a second person, in family links),
-``employer_id`` and ``provider_id``.
+The population and period come from ``scope`` (values bound as parameters), each
+variable from its approved level in ``granularity``, and every identifier from the
+project's pseudonym maps: the extract never holds a matricule, an employer number or a
+provider code. Maps live in temporary tables of the connection, which never reach the
+file.
+
+Tables: one per requested register, ``external_<name>`` per external dataset of the
+researchers (linked by ``external``), plus ``_manifest``, ``_inputs`` (every file read:
+warehouse months with the sha256 of the delivery they came from, external files with
+their own, and row counts),
+``_dictionary`` and ``_lineage`` (SPEC section 5). Identifier columns are renamed by
+kind: ``person_id`` (the register's person), ``related_person_id`` (a second person, in
+family links), ``employer_id`` and ``provider_id``.
 """
 
 from __future__ import annotations
@@ -28,16 +37,17 @@ import duckdb
 from . import __version__
 from .approvals import Approval, requested_level
 from .contracts import Contract, ContractSet, IdentifierKind, Variable
+from .external import ExternalTable, link_external
 from .granularity import level_expression
 from .keys import ProjectKey
 from .pseudonyms import build_map
-from .scope import population_sql, register_rows_sql
+from .scope import period_parameters, population_sql, register_rows_sql
 from .sql import quote_identifier as q
-from .sql import quote_literal
 
 PRIVATE_FILE = 0o600
 DOCUMENTATION_TABLES = {"_manifest", "_inputs", "_dictionary", "_lineage"}
 ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
+POPULATION_MAP = "population_map"
 
 
 @dataclass
@@ -53,12 +63,24 @@ class Column:
 
 
 @dataclass
+class TableResult:
+    name: str
+    rows: int
+    persons: int
+    columns: list[Column]
+
+
+@dataclass
 class ExtractResult:
     path: Path
     persons: int
-    tables: dict[str, int]  # table -> rows
-    columns: dict[str, list[Column]]
-    checks: list = field(default_factory=list)  # extract_checks.CheckOutcome, when validated
+    tables: list[TableResult]
+    checks: list = field(default_factory=list)  # extract_checks.CheckOutcome
+    externals: list[ExternalTable] = field(default_factory=list)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {t.name: t.rows for t in self.tables}
 
 
 class ExtractRefused(Exception):
@@ -73,9 +95,8 @@ class ExtractRefused(Exception):
 
 
 def _identifier_column(contract: Contract, variable: Variable) -> str:
-    persons = [v.name for v in contract.identifiers if v.identifier is IdentifierKind.person]
     if variable.identifier is IdentifierKind.person:
-        return "person_id" if persons.index(variable.name) == 0 else "related_person_id"
+        return "person_id" if variable.name == contract.person_identifier.name else "related_person_id"
     return ID_COLUMNS[variable.identifier]
 
 
@@ -85,12 +106,9 @@ def delivered_variables(contract: Contract, requested: dict[str, str]) -> list[t
     if unknown:
         raise KeyError(f"{contract.register} has no variable {', '.join(unknown)}: check the approval with check_approval first")
     chosen = dict(requested)
-    month = contract.delivery.month_column
-    chosen.setdefault(month, "default")
-    for variable in contract.identifiers:
-        if variable.identifier is IdentifierKind.person:
-            chosen.setdefault(variable.name, "pseudonym")
-            break
+    chosen.setdefault(contract.delivery.month_column, "default")
+    if contract.has_persons:
+        chosen.setdefault(contract.person_identifier.name, "pseudonym")
     return [(v, requested_level(v, chosen[v.name])) for v in contract.variables if v.name in chosen]
 
 
@@ -112,138 +130,175 @@ def _column(contract: Contract, variable: Variable, level: str) -> Column:
     return Column(variable.name, source, level, variable.description, labels, steps)
 
 
-def _select(variable: Variable, level: str, column: Column, maps: dict[IdentifierKind, str]) -> str:
-    if variable.identifier is not None:
-        value = f"(SELECT pseudonym FROM {maps[variable.identifier]} m WHERE m.identifier = r.{q(variable.name)})"
-    else:
-        value = level_expression(variable, variable.level(level), "r." + q(variable.name))
-    return f"{value} AS {q(column.name)}"
-
-
 def planned_columns(approval: Approval, contracts: ContractSet, register: str) -> list[Column]:
     """The columns a register's table must have for this approval, in order."""
     contract = contracts[register]
     return [_column(contract, v, level) for v, level in delivered_variables(contract, approval.variables[register])]
 
 
-@dataclass
-class TableResult:
-    register: str
-    path: Path
-    rows: int
-    persons: int
-    columns: list[Column]
+class CandidateExtract:
+    """A hidden DuckDB file beside the extract, published by rename or deleted.
 
-
-def build_table(
-    approval: Approval, contracts: ContractSet, warehouse: Path, register: str, key: ProjectKey, staging: Path
-) -> TableResult:
-    """One requested register for one project, pseudonymised, as ``staging/<register>.parquet`` (0600, atomic).
-
-    Each table hashes its own identifiers; HMAC under one key is deterministic, so the
-    same person gets the same person_id in every table built for the project.
+    Used as a context manager: leaving the block without ``publish()`` (an error, a
+    refused check) deletes the candidate, so the previous extract stays as it was.
     """
-    contract = contracts[register]
-    delivered = delivered_variables(contract, approval.variables[register])
-    sql, params = population_sql(approval, contracts, warehouse)
-    period = {"period_from": params["period_from"], "period_to": params["period_to"]}
-    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = staging / f"{register}.parquet"
-    partial = staging / f".{register}.{uuid.uuid4().hex}.partial"
-    con = duckdb.connect()
-    try:
-        con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
-        persons = con.execute("SELECT count(*) FROM population").fetchone()[0]
-        con.execute(f"CREATE TEMP TABLE selected AS {register_rows_sql(contract, warehouse)}", period)
-        maps = {}
-        for kind in {v.identifier for v, _ in delivered if v.identifier is not None}:
-            sources = [f"SELECT {q(v.name)} AS identifier FROM selected" for v, _ in delivered if v.identifier is kind]
-            maps[kind] = f"map_{kind.value}"
-            build_map(con, f"({' UNION ALL '.join(sources)})", "identifier", kind, key, maps[kind])
-        planned = [_column(contract, v, level) for v, level in delivered]
-        selects = [_select(v, level, column, maps) for (v, level), column in zip(delivered, planned)]
-        con.execute(f"COPY (SELECT {', '.join(selects)} FROM selected r) TO {quote_literal(partial)} (FORMAT parquet)")
-        rows = con.execute("SELECT count(*) FROM selected").fetchone()[0]
-        os.chmod(partial, PRIVATE_FILE)
-        os.replace(partial, target)
-    finally:
-        con.close()
-        partial.unlink(missing_ok=True)
-    return TableResult(register, target, rows, persons, planned)
+
+    def __init__(self, extracts: Path, project: str):
+        self.target = extracts / f"{project}.duckdb"
+        self.path = extracts / f".{project}.{uuid.uuid4().hex}.partial.duckdb"
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> CandidateExtract:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.con = duckdb.connect(str(self.path))  # inside the 0700 extracts folder; 0600 before it gets its name
+        os.chmod(self.path, PRIVATE_FILE)
+        return self
+
+    def publish(self) -> Path:
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        os.chmod(self.path, PRIVATE_FILE)
+        os.replace(self.path, self.target)
+        return self.target
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+        self.path.unlink(missing_ok=True)
+        Path(f"{self.path}.wal").unlink(missing_ok=True)
 
 
-def assemble_extract(
-    approval: Approval, contracts: ContractSet, tables: list[TableResult], extracts: Path, key: ProjectKey, provenance: dict,
-    warehouse: Path, validate=None,
-) -> ExtractResult:
-    """The DuckDB extract from the project's tables, with its documentation; replaces the previous one atomically.
+class ExtractBuilder:
+    """Writes one project's tables into a candidate extract, on the candidate's connection.
 
-    ``validate(candidate_path)`` returns check outcomes; any failure deletes the
-    candidate and raises ExtractRefused, so a refused build never replaces a good extract.
+    ``scope()`` first: it computes the population once and its person pseudonyms
+    (temporary table ``population_map``); every table then joins to that map, which
+    filters to the population and pseudonymises in the same pass. Other identifiers
+    (employers, providers, related persons) get maps over the rows selected. Every map
+    built is listed in ``identifier_maps``: they are the identified zone this extract
+    was made from, which the blocking checks compare every cell against.
     """
-    missing = sorted(set(approval.variables) - {t.register for t in tables})
-    if missing:
-        raise ValueError(f"project {approval.project}: no table built yet for {', '.join(missing)}")
-    extracts.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = extracts / f"{approval.project}.duckdb"
-    partial = extracts / f".{approval.project}.{uuid.uuid4().hex}.partial.duckdb"
-    con = duckdb.connect(str(partial))  # inside the 0700 extracts folder; 0600 before it gets its name
-    try:
-        for table in tables:
-            con.execute(f"CREATE TABLE {q(table.register)} AS SELECT * FROM read_parquet(?)", [str(table.path)])
-        counts = {t.register: t.rows for t in tables}
-        columns = {t.register: t.columns for t in tables}
-        _write_documentation(con, approval, contracts, key, counts, columns, provenance, warehouse)
-        con.execute("CHECKPOINT")
-    except BaseException:
-        con.close()
-        partial.unlink(missing_ok=True)
-        raise
-    con.close()
-    os.chmod(partial, PRIVATE_FILE)
-    checks = validate(partial) if validate else []
-    if any(not c.passed for c in checks):
-        partial.unlink(missing_ok=True)
-        raise ExtractRefused(approval.project, checks)
-    os.replace(partial, target)
-    return ExtractResult(target, max((t.persons for t in tables), default=0), counts, columns, checks)
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, approval: Approval, contracts: ContractSet, warehouse: Path, key: ProjectKey):
+        self.con, self.approval, self.contracts, self.warehouse, self.key = con, approval, contracts, warehouse, key
+        self.identifier_maps: list[str] = []
+        self.tables: list[TableResult] = []
+        self.externals: list[ExternalTable] = []
+        self.persons = 0
+
+    def scope(self) -> int:
+        sql, params = population_sql(self.approval, self.contracts, self.warehouse)
+        self.con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
+        self.persons = build_map(self.con, "population", "person", IdentifierKind.person, self.key, POPULATION_MAP)
+        self.identifier_maps.append(POPULATION_MAP)
+        return self.persons
+
+    def register_table(self, register: str) -> TableResult:
+        """The register's table at the approved levels, pseudonymised, in the candidate file."""
+        contract = self.contracts[register]
+        delivered = delivered_variables(contract, self.approval.variables[register])
+        columns = [_column(contract, v, level) for v, level in delivered]
+        person = contract.person_identifier.name if contract.has_persons else None
+        needed = [v.name for v, _ in delivered if v.name != person]
+        rows = register_rows_sql(contract, self.warehouse, POPULATION_MAP if person else None, needed)
+        others = [v for v, _ in delivered if v.identifier is not None and v.name != person]
+        source = f"({rows})"
+        if others:  # their maps need the selected rows first
+            source = f"selected_{register}"
+            self.con.execute(f"CREATE TEMP TABLE {source} AS {rows}", period_parameters(self.approval))
+        joins, selects = [], []
+        for (variable, level), column in zip(delivered, columns):
+            if variable.name == person:
+                value = "r.person_pseudonym"
+            elif variable.identifier is not None:
+                mapping = f"map_{register}_{variable.name}"
+                build_map(self.con, source, q(variable.name), variable.identifier, self.key, mapping)
+                self.identifier_maps.append(mapping)
+                alias = f"m{len(joins)}"
+                joins.append(f"LEFT JOIN {mapping} {alias} ON {alias}.identifier = r.{q(variable.name)}")
+                value = f"{alias}.pseudonym"
+            else:
+                value = level_expression(variable, variable.level(level), "r." + q(variable.name))
+            selects.append(f"{value} AS {q(column.name)}")
+        self.con.execute(
+            f"CREATE TABLE {q(register)} AS SELECT {', '.join(selects)} FROM {source} r {' '.join(joins)}",
+            {} if others else period_parameters(self.approval),
+        )
+        persons = "count(DISTINCT person_id)" if person else "0"
+        counted, distinct = self.con.execute(f"SELECT count(*), {persons} FROM {q(register)}").fetchone()
+        table = TableResult(register, counted, distinct, columns)
+        self.tables.append(table)
+        return table
+
+    def external_table(self, name: str, directory: Path) -> TableResult:
+        """The researchers' dataset ``name``, checked and linked to the population (``external``)."""
+        linked = link_external(self.con, directory, self.approval.project, name, self.approval.external[name], POPULATION_MAP)
+        self.externals.append(linked)
+        dataset = self.approval.external[name]
+        source = f"external/{self.approval.project}/{dataset.file}"
+        link = f"linked from external data ({dataset.file}); rows of persons outside the population dropped"
+        columns = [Column("person_id", f"{source}.{dataset.id_column}", "pseudonym",
+                          "The person the row is about: pseudonym under the project's key, from the file's matricule",
+                          transformations=["pseudonymised with the project's key", link])]
+        for column, declared in dataset.columns.items():
+            allowed = f"; values {declared.values}" if declared.values is not None else ""
+            columns.append(Column(column, f"{source}.{column}", "as declared",
+                                  f"Declared by the researchers: {declared.type}{allowed}", transformations=[link]))
+        table = TableResult(linked.name, linked.linkage.linked, linked.linkage.linked, columns)
+        self.tables.append(table)
+        return table
+
+    def document(self, provenance: dict) -> None:
+        _write_documentation(self.con, self.approval, self.contracts, self.key, self.tables, self.externals, provenance, self.warehouse)
 
 
 def build_extract(
-    approval: Approval, contracts: ContractSet, warehouse: Path, extracts: Path, key: ProjectKey, provenance: dict, staging: Path
+    approval: Approval, contracts: ContractSet, warehouse: Path, extracts: Path, key: ProjectKey, provenance: dict, external: Path
 ) -> ExtractResult:
-    """Every requested table, then the checked extract: what the Dagster assets do step by step."""
+    """Every requested table and external dataset, the documentation and the blocking checks, then the published file.
+
+    Raises ExtractRefused (nothing published, previous extract kept) if a check fails.
+    """
     from .extract_checks import check_extract
 
-    tables = [build_table(approval, contracts, warehouse, register, key, staging) for register in approval.variables]
-    validate = lambda path: check_extract(path, approval, contracts, warehouse, key)  # noqa: E731
-    return assemble_extract(approval, contracts, tables, extracts, key, provenance, warehouse, validate)
+    with CandidateExtract(extracts, approval.project) as candidate:
+        builder = ExtractBuilder(candidate.con, approval, contracts, warehouse, key)
+        builder.scope()
+        for register in approval.variables:
+            builder.register_table(register)
+        for name in approval.external:
+            builder.external_table(name, external)
+        builder.document(provenance)
+        checks = check_extract(candidate.con, approval, contracts, builder.identifier_maps)
+        if any(not c.passed for c in checks):
+            raise ExtractRefused(approval.project, checks)
+        path = candidate.publish()
+    return ExtractResult(path, builder.persons, builder.tables, checks, builder.externals)
 
 
-def input_files(approval: Approval, warehouse: Path) -> list[dict]:
+def input_files(approval: Approval, warehouse: Path, con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Every warehouse file the extract reads: register, month, the delivery's sha256 and the row count.
 
-    Both come from the Parquet footer (written at ingestion), so nothing is re-hashed.
+    Both come from the Parquet footers (written at ingestion), read in one query per
+    register, so nothing is re-hashed.
     """
-    registers = sorted({b.register for b in approval.population} | set(approval.variables))
     inputs = []
-    con = duckdb.connect()
-    try:
-        for register in registers:
-            for path in sorted((warehouse / register).glob(f"{register}_*.parquet")):
-                month = path.stem.rsplit("_", 1)[1]
-                if not approval.period.from_ <= month <= approval.period.to:
-                    continue
-                rows = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(path)]).fetchone()[0]
-                metadata = dict(con.execute("SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [str(path)]).fetchall())
-                inputs.append({"register": register, "month": month, "file": path.name,
-                               "source_sha256": metadata.get("source_sha256"), "rows": int(rows)})
-    finally:
-        con.close()
+    for register in sorted({b.register for b in approval.population} | set(approval.variables)):
+        files = [str(path) for path in sorted((warehouse / register).glob(f"{register}_*.parquet"))
+                 if approval.period.from_ <= path.stem.rsplit("_", 1)[1] <= approval.period.to]
+        if not files:
+            continue
+        rows = dict(con.execute("SELECT file_name, sum(num_rows) FROM parquet_file_metadata(?) GROUP BY ALL", [files]).fetchall())
+        sha256 = dict(con.execute(
+            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = 'source_sha256'", [files]
+        ).fetchall())
+        inputs += [{"register": register, "month": Path(f).stem.rsplit("_", 1)[1], "file": Path(f).name,
+                    "source_sha256": sha256.get(f), "rows": int(rows[f])} for f in files]
     return inputs
 
 
-def _write_documentation(con, approval, contracts, key, tables, columns, provenance, warehouse: Path) -> None:
+def _write_documentation(
+    con, approval, contracts, key, tables: list[TableResult], externals: list[ExternalTable], provenance, warehouse: Path
+) -> None:
     manifest = {
         "project": approval.project,
         "title": approval.title,
@@ -253,37 +308,25 @@ def _write_documentation(con, approval, contracts, key, tables, columns, provena
         "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "code_version": __version__,
         "key_id": key.key_id,
-        "contract_versions": json.dumps({r: contracts[r].version for r in tables}),
-        "table_rows": json.dumps(tables),
+        "contract_versions": json.dumps({t.name: contracts[t.name].version for t in tables if t.name in contracts.registers}),
+        "table_rows": json.dumps({t.name: t.rows for t in tables}),
+        **{f"{e.name}_sha256": e.sha256 for e in externals},
+        **{f"{e.name}_linkage": json.dumps(e.linkage.as_dict()) for e in externals},
         **{k: v if isinstance(v, str) else json.dumps(v) for k, v in provenance.items()},
     }
     con.execute("CREATE TABLE _manifest (item VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO _manifest VALUES (?, ?)", list(manifest.items()))
     con.execute("CREATE TABLE _inputs (register VARCHAR, month VARCHAR, file VARCHAR, source_sha256 VARCHAR, rows BIGINT)")
     con.executemany("INSERT INTO _inputs VALUES (?, ?, ?, ?, ?)", [
-        (i["register"], i["month"], i["file"], i["source_sha256"], i["rows"]) for i in input_files(approval, warehouse)
-    ])
+        (i["register"], i["month"], i["file"], i["source_sha256"], i["rows"]) for i in input_files(approval, warehouse, con)
+    ] + [(e.name, None, f"external/{approval.project}/{e.file.name}", e.sha256, e.linkage.rows_read) for e in externals])
     con.execute("CREATE TABLE _dictionary (table_name VARCHAR, column_name VARCHAR, level VARCHAR, description VARCHAR, codes VARCHAR)")
     con.execute("CREATE TABLE _lineage (table_name VARCHAR, column_name VARCHAR, source VARCHAR, transformations VARCHAR)")
-    for table, delivered in columns.items():
+    for table in tables:
         con.executemany("INSERT INTO _dictionary VALUES (?, ?, ?, ?, ?)", [
-            (table, c.name, c.level, c.description, json.dumps(c.labels, ensure_ascii=False) if c.labels else None) for c in delivered
+            (table.name, c.name, c.level, c.description, json.dumps(c.labels, ensure_ascii=False) if c.labels else None)
+            for c in table.columns
         ])
         con.executemany("INSERT INTO _lineage VALUES (?, ?, ?, ?)", [
-            (table, c.name, c.source, "; ".join(c.transformations)) for c in delivered
+            (table.name, c.name, c.source, "; ".join(c.transformations)) for c in table.columns
         ])
-
-
-def staged_table(approval: Approval, contracts: ContractSet, staging: Path, register: str) -> TableResult:
-    """A table ``build_table`` wrote earlier (in another step), described again for assembly."""
-    path = staging / f"{register}.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"project {approval.project}: {register} has not been built ({path} missing)")
-    columns = planned_columns(approval, contracts, register)
-    con = duckdb.connect()
-    try:
-        person = "count(DISTINCT person_id)" if any(c.name == "person_id" for c in columns) else "0"
-        rows, persons = con.execute(f"SELECT count(*), {person} FROM read_parquet(?)", [str(path)]).fetchone()
-    finally:
-        con.close()
-    return TableResult(register, path, rows, persons, columns)

@@ -50,14 +50,6 @@ class PlatformPaths:
         return self.home / "extracts"
 
     @property
-    def projects(self) -> Path:
-        """Project zone staging: each project's pseudonymised tables before they become its extract."""
-        return self.home / "projects"
-
-    def project_tables(self, project: str) -> Path:
-        return self.projects / project
-
-    @property
     def keys(self) -> Path:
         return self.home / "keys"
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import audit
 from .approvals import Approval, ApprovalError, check_approval, parse_approval
+from .external import external_file
+from .files import sha256_of
 from .contracts import ContractSet
 from .keys import KeyNotFound, Keystore, MasterKey, ProjectKey
 from .paths import PlatformPaths
@@ -24,7 +25,8 @@ from .scope import available_months
 class CheckedApproval:
     approval: Approval
     path: Path
-    sha256: str
+    sha256: str  # of the approval file
+    fingerprint: str  # of the approval and the external files it names: what a build is made from
 
 
 def keystore(paths: PlatformPaths) -> Keystore:
@@ -40,9 +42,30 @@ def check(paths: PlatformPaths, contracts: ContractSet, path: Path, today: dt.da
     approval = parse_approval(path)
     registers = sorted(({b.register for b in approval.population} | set(approval.variables)) & set(contracts.registers))
     problems = check_approval(approval, contracts, available_months(paths.warehouse, registers), today or dt.date.today(), path)
+    for name, dataset in approval.external.items():
+        file = external_file(paths.external, approval.project, dataset)
+        if not file.is_file():
+            problems.append(f"{path}: field external.{name}.file: {file} does not exist; put the researchers' file there")
     if problems:
         raise ApprovalError(problems)
-    return CheckedApproval(approval, path, hashlib.sha256(path.read_bytes()).hexdigest())
+    return CheckedApproval(approval, path, hashlib.sha256(path.read_bytes()).hexdigest(), fingerprint(paths, path))
+
+
+def fingerprint(paths: PlatformPaths, path: Path) -> str:
+    """sha256 over an approval file and the external files it names.
+
+    The approval sensor keys its cursor and its run keys on this, so a re-delivered
+    external file rebuilds the extract just as a changed approval does.
+    """
+    digest = hashlib.sha256(path.read_bytes())
+    try:
+        approval = parse_approval(path)
+    except ApprovalError:
+        return digest.hexdigest()
+    for name, dataset in sorted(approval.external.items()):
+        file = external_file(paths.external, approval.project, dataset)
+        digest.update(f"\0{name}\0".encode() + (sha256_of(file).encode() if file.is_file() else b"missing"))
+    return digest.hexdigest()
 
 
 def ensure_key(store: Keystore, project: str, audit_dir: Path) -> ProjectKey:
@@ -60,11 +83,10 @@ def is_retired(approval: Approval, today: dt.date | None = None) -> bool:
 
 
 def retire(paths: PlatformPaths, store: Keystore, project: str, reason: str) -> dict:
-    """Delete the extract and the project's tables, destroy the key, and audit it. Idempotent."""
+    """Delete the extract, destroy the key, and audit it. Idempotent."""
     extract = paths.extracts / f"{project}.duckdb"
     removed = extract.exists()
     extract.unlink(missing_ok=True)
-    shutil.rmtree(paths.project_tables(project), ignore_errors=True)
     key_id = None
     if store.key_file(project).exists():
         key_id = store.destroy(project, reason)

@@ -53,7 +53,7 @@ def _period_sql(contract: Contract) -> str:
 
 def population_sql(approval: Approval, contracts: ContractSet, warehouse: Path) -> tuple[str, dict[str, Any]]:
     """SQL for the distinct matricules (column ``person``) of the population, and its parameters."""
-    params: dict[str, Any] = {"period_from": approval.period.from_, "period_to": approval.period.to}
+    params: dict[str, Any] = period_parameters(approval)
     blocks = []
     for index, block in enumerate(approval.population):
         contract = contracts[block.register]
@@ -68,17 +68,27 @@ def population_sql(approval: Approval, contracts: ContractSet, warehouse: Path) 
     return " INTERSECT ".join(f"({b})" for b in blocks), params
 
 
-def register_rows_sql(contract: Contract, warehouse: Path) -> str:
-    """Rows of one register inside the period and, where it names persons, for the population only.
+def period_parameters(approval: Approval) -> dict[str, str]:
+    return {"period_from": approval.period.from_, "period_to": approval.period.to}
 
-    Expects the population as table ``population(person)``; registers without a person
-    column (enterprises) keep every row of the period.
+
+def register_rows_sql(contract: Contract, warehouse: Path, population: str | None, columns: list[str]) -> str:
+    """``columns`` of one register's rows inside the period and, where it names persons, for the population only.
+
+    ``population`` is a table ``(identifier, pseudonym)`` of the population's matricules;
+    the join that filters to it also brings the person's pseudonym as
+    ``person_pseudonym``, so the matricule need not leave this query. Registers without
+    a person column (enterprises) keep every row of the period.
     """
-    where = [_period_sql(contract)]
-    persons = [v for v in contract.identifiers if v.identifier == "person"]
-    if persons:
-        where.append(f"{q(persons[0].name)} IN (SELECT person FROM population)")
-    return f"SELECT * FROM {register_files(warehouse, contract.register)} WHERE {' AND '.join(where)}"
+    files, period = register_files(warehouse, contract.register), _period_sql(contract)
+    selected = ", ".join(f"r.{q(c)}" for c in columns)
+    if population is None:
+        return f"SELECT {selected} FROM {files} r WHERE {period}"
+    person = q(contract.person_identifier.name)
+    return (
+        f"SELECT p.pseudonym AS person_pseudonym, {selected} FROM {files} r "
+        f"JOIN {population} p ON p.identifier = r.{person} WHERE {period}"
+    )
 
 
 def available_months(warehouse: Path, registers: list[str]) -> list[str]:
@@ -97,13 +107,15 @@ def estimate(approval: Approval, contracts: ContractSet, warehouse: Path) -> tup
     sql, params = population_sql(approval, contracts, warehouse)
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
+        # no key is needed to count: the population table gets empty pseudonyms
+        con.execute(f"CREATE TEMP TABLE population AS SELECT person AS identifier, NULL AS pseudonym FROM ({sql})", params)
         persons = con.execute("SELECT count(*) FROM population").fetchone()[0]
-        period = {"period_from": params["period_from"], "period_to": params["period_to"]}
-        rows = {
-            register: con.execute(f"SELECT count(*) FROM ({register_rows_sql(contracts[register], warehouse)})", period).fetchone()[0]
-            for register in approval.variables
-        }
+        rows = {}
+        for register in approval.variables:
+            contract = contracts[register]
+            population = "population" if contract.has_persons else None
+            sql = register_rows_sql(contract, warehouse, population, [contract.delivery.month_column])
+            rows[register] = con.execute(f"SELECT count(*) FROM ({sql})", period_parameters(approval)).fetchone()[0]
     finally:
         con.close()
     return persons, rows

@@ -21,7 +21,7 @@ from assets.partitions import MONTHLY_PARTITIONS
 from assets.registers import register_key
 from assets.resources import PlatformResource
 from lmdp_pipeline.contracts import ContractSet
-from lmdp_pipeline.ingest import sha256_of
+from lmdp_pipeline.files import sha256_of
 
 from .jobs import register_refresh
 

@@ -1,35 +1,36 @@
 """Sensors ``project_approvals`` and ``project_expiry``: a project's start and end.
 
-``project_approvals`` watches approvals/ (cursor: each file's sha256). A new or changed
-valid approval adds the ``projects`` partition, creates the project key if the project
-is new, and requests a build with run key project + approval hash; an invalid one is
-reported in the tick and the audit log, and nothing is built. ``project_expiry``
+``project_approvals`` watches approvals/ and the external files they name (cursor: each
+approval's fingerprint, the sha256 of the approval and of its external files). A new or
+changed valid approval, or a re-delivered external file, adds the ``projects``
+partition, creates the project key if the project is new, and requests a build with
+run key project + fingerprint; an invalid one is reported in the tick and the audit
+log, and nothing is built. ``project_expiry``
 retires every project that is revoked or past ``expires_on``: extract deleted, key
 destroyed, audited; later builds of it are refused.
 """
 
 import datetime as dt
-import hashlib
 import json
 
 import dagster as dg
 
-from assets.projects import EXTRACT_KEY, PROJECTS, project_key
+from assets.projects import PROJECTS, build_selection
 from assets.resources import PlatformResource
 from lmdp_pipeline import audit
 from lmdp_pipeline.approvals import ApprovalError, parse_approval
 from lmdp_pipeline.keys import KeystoreError
-from lmdp_pipeline.projects import check, ensure_key, is_retired, retire
+from lmdp_pipeline.projects import CheckedApproval, check, ensure_key, fingerprint, is_retired, retire
 
 from .jobs import project_build
 
 
-def build_request(approval, sha256: str) -> dg.RunRequest:
+def build_request(checked: CheckedApproval) -> dg.RunRequest:
     return dg.RunRequest(
-        run_key=f"{approval.project}:{sha256}",
-        partition_key=approval.project,
-        asset_selection=[*(project_key(r) for r in approval.variables), EXTRACT_KEY],
-        tags={"lmdp/approval_sha256": sha256},
+        run_key=f"{checked.approval.project}:{checked.fingerprint}",
+        partition_key=checked.approval.project,
+        asset_selection=build_selection(checked.approval),
+        tags={"lmdp/approval_sha256": checked.sha256, "lmdp/fingerprint": checked.fingerprint},
     )
 
 
@@ -44,15 +45,14 @@ def project_approvals(context: dg.SensorEvaluationContext, platform: PlatformRes
     current: dict[str, str] = {}
     requests, new_partitions, refused = [], [], []
     for path in sorted(platform.paths.approvals.glob("*.yaml")):
-        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-        current[path.name] = sha256
-        if seen.get(path.name) == sha256:
+        current[path.name] = fingerprint(platform.paths, path)
+        if seen.get(path.name) == current[path.name]:
             continue
         try:
             checked = check(platform.paths, platform.contracts(), path)
         except ApprovalError as error:
             refused.append(f"{path.name}: " + "; ".join(error.problems))
-            audit.record(platform.paths.audit, "approval_refused", file=path.name, sha256=sha256, problems=error.problems)
+            audit.record(platform.paths.audit, "approval_refused", file=path.name, fingerprint=current[path.name], problems=error.problems)
             continue
         approval = checked.approval
         if is_retired(approval):
@@ -65,8 +65,9 @@ def project_approvals(context: dg.SensorEvaluationContext, platform: PlatformRes
             continue
         if not context.instance.has_dynamic_partition(PROJECTS.name, approval.project):
             new_partitions.append(approval.project)
-        audit.record(platform.paths.audit, "build_requested", project=approval.project, approval_sha256=sha256, key_id=key.key_id)
-        requests.append(build_request(approval, sha256))
+        audit.record(platform.paths.audit, "build_requested", project=approval.project, approval_sha256=checked.sha256,
+                     fingerprint=checked.fingerprint, key_id=key.key_id)
+        requests.append(build_request(checked))
     for line in refused:
         context.log.error(f"approval refused, nothing built: {line}")
     return dg.SensorResult(

@@ -54,6 +54,7 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     for project in ("P2026-001", "P2026-002"):
         assert (tmp_path / "extracts" / f"{project}.duckdb").is_file()
         assert f"extracts/{project}.duckdb: " in result.stdout
+    assert "external_survey_2025: " in result.stdout and "2 invalid matricules (rows " in result.stdout, result.stdout
     from dagster import DagsterInstance, DagsterRunStatus
 
     with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
@@ -67,6 +68,12 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     assert check.returncode == 0, check.stderr
     assert "valid. Project P2026-001" in check.stdout and "estimated population:" in check.stdout
     assert "i_residence      canton  <- override: Canton-level regional analysis" in check.stdout
+    assert "table external_survey_2025: from external/P2026-001/survey_2025.csv" in check.stdout
+    assert "2 invalid matricules left out (rows " in check.stdout
+    survey = tmp_path / "external" / "P2026-001" / "survey_2025.csv"
+    survey.write_text(survey.read_text().replace("q_hours", "q_email"))
+    refused = lmdp(tmp_path, "approvals", "check", str(tmp_path / "approvals" / "P2026-001.yaml"))
+    assert refused.returncode == 1 and "column 'q_email' looks like a direct identifier by its name" in refused.stderr
 
 
 def test_approvals_check_names_every_problem(tmp_path):

@@ -35,7 +35,7 @@ def built(small_home, contracts, tmp_path_factory):
     for project in ("P2026-001", "P2026-002"):
         key = keystore.create(project)
         result = build_extract(
-            approval_for(project), contracts, small_home.warehouse, folder, key, {"approval_sha256": "0" * 64}, folder / "staging" / project
+            approval_for(project), contracts, small_home.warehouse, folder, key, {"approval_sha256": "0" * 64}, small_home.external
         )
         results[project] = (result, key)
     return results
@@ -58,7 +58,7 @@ def test_tables_are_the_requested_registers_and_the_documentation(built):
     result, _ = built["P2026-001"]
     with connect(result) as con:
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    assert tables == {"individuals", "jobs", "absences", "_manifest", "_inputs", "_dictionary", "_lineage"}
+    assert tables == {"individuals", "jobs", "absences", "external_survey_2025", "_manifest", "_inputs", "_dictionary", "_lineage"}
 
 
 def test_no_identifier_of_the_identified_zone_in_any_cell(built, small_home):
@@ -110,7 +110,7 @@ def test_documentation_tables(built):
         lineage = con.execute("SELECT source, transformations FROM _lineage WHERE table_name = 'jobs' AND column_name = 'employer_id'").fetchone()
     assert manifest["key_id"] == key.key_id and manifest["project"] == "P2026-001"
     with connect(result) as con:
-        inputs = con.execute("SELECT register, month, length(source_sha256), rows FROM _inputs ORDER BY ALL").fetchall()
+        inputs = con.execute("SELECT register, month, length(source_sha256), rows FROM _inputs WHERE month IS NOT NULL ORDER BY ALL").fetchall()
     assert {(r, m) for r, m, _, _ in inputs} == {(r, m) for r in ("absences", "affiliation", "individuals", "jobs") for m in PERIOD}
     assert all(length == 64 and rows > 0 for _, _, length, rows in inputs)
     assert '"individuals": ' in manifest["table_rows"]
@@ -137,8 +137,6 @@ def test_file_is_private_and_no_partial_is_left(built):
     result, _ = built["P2026-001"]
     assert stat.S_IMODE(result.path.stat().st_mode) == 0o600
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
-    staged = result.path.parent / "staging" / "P2026-001" / "jobs.parquet"
-    assert stat.S_IMODE(staged.stat().st_mode) == 0o600
 
 
 def test_a_failed_build_keeps_the_previous_extract(built, small_home, contracts):
@@ -146,28 +144,35 @@ def test_a_failed_build_keeps_the_previous_extract(built, small_home, contracts)
     before = result.path.read_bytes()
     broken = approval_for("P2026-001").model_copy(update={"variables": {"jobs": {"j_isco": "4digit", "j_nothing": "default"}}})
     with pytest.raises(KeyError):
-        build_extract(broken, contracts, small_home.warehouse, result.path.parent, key, {}, result.path.parent / "staging-broken")
+        build_extract(broken, contracts, small_home.warehouse, result.path.parent, key, {}, small_home.external)
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
 
 
-# --- the blocking checks, tried by breaking the extract ------------------------------------
+# --- the blocking checks, tried by breaking the candidate before they run -------------------
 
 
 @pytest.fixture
-def tampered(built, tmp_path):
-    """A writable copy of P2026-001's extract, and a function to check it."""
+def tampered(built, small_home, contracts, tmp_path):
+    """Build P2026-001's candidate, break it with ``tamper(con)``, and return the failing checks."""
+    from lmdp_pipeline.extract import CandidateExtract, ExtractBuilder
     from lmdp_pipeline.extract_checks import check_extract
 
-    result, key = built["P2026-001"]
-    copy = tmp_path / "P2026-001.duckdb"
-    copy.write_bytes(result.path.read_bytes())
+    _, key = built["P2026-001"]
+    approval = approval_for("P2026-001")
 
-    def failing(small_home, contracts) -> dict[str, list[str]]:
-        outcomes = check_extract(copy, approval_for("P2026-001"), contracts, small_home.warehouse, key)
+    def failing(tamper) -> dict[str, list[str]]:
+        with CandidateExtract(tmp_path, approval.project) as candidate:
+            builder = ExtractBuilder(candidate.con, approval, contracts, small_home.warehouse, key)
+            builder.scope()
+            for register in approval.variables:
+                builder.register_table(register)
+            builder.document({})
+            tamper(candidate.con)
+            outcomes = check_extract(candidate.con, approval, contracts, builder.identifier_maps)
         return {o.name: o.problems for o in outcomes if not o.passed}
 
-    return copy, failing
+    return failing
 
 
 def test_all_checks_pass_on_a_built_extract(built):
@@ -178,46 +183,43 @@ def test_all_checks_pass_on_a_built_extract(built):
 @pytest.mark.parametrize(
     ("statement", "check", "words"),
     [
-        ("UPDATE jobs SET j_isco = '2512' WHERE rowid = 0", "levels_not_finer", "jobs.j_isco: 1 values finer than level '2digit'"),
+        ("UPDATE jobs SET j_isco = '2512' WHERE rowid = 0", "levels_not_finer", "jobs.j_isco: 1 distinct values finer than level '2digit'"),
         ("UPDATE individuals SET i_residence = '0701' WHERE rowid = 0", "levels_not_finer", "individuals.i_residence"),
-        ("UPDATE individuals SET i_month = '2024-01' WHERE rowid = 0", "scope_and_period", "outside the period"),
-        ("UPDATE jobs SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period", "outside the population"),
+        ("UPDATE individuals SET i_month = '2024-01' WHERE rowid = 0", "scope_and_period", "1 rows outside the period"),
+        ("UPDATE jobs SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period", "jobs: 1 persons outside the population"),
         ("ALTER TABLE absences ADD COLUMN ab_diagnosis VARCHAR", "approved_items_only", "ab_diagnosis"),
         ("CREATE TABLE benefits_in_kind AS SELECT 1 AS x", "approved_items_only", "table benefits_in_kind was not approved"),
         ("UPDATE absences SET ab_reason = 'Marie Schmit' WHERE rowid = 0", "no_direct_identifiers", "hold spaces"),
+        ("UPDATE jobs SET person_id = 'P' || person_id WHERE rowid = 0", "pseudonyms_unique", "jobs: 1 person_id values are not pseudonyms"),
     ],
-    ids=["finer-code", "commune-for-canton", "outside-period", "stranger", "restricted-column", "extra-table", "a-name"],
+    ids=["finer-code", "commune-for-canton", "outside-period", "stranger", "restricted-column", "extra-table", "a-name", "not-a-pseudonym"],
 )
-def test_each_check_catches_its_breach(tampered, small_home, contracts, statement, check, words):
-    copy, failing = tampered
-    with duckdb.connect(str(copy)) as con:
-        con.execute(statement)
-    problems = failing(small_home, contracts)
+def test_each_check_catches_its_breach(tampered, statement, check, words):
+    problems = tampered(lambda con: con.execute(statement))
     assert check in problems and any(words in p for p in problems[check]), problems
 
 
-def test_a_matricule_in_a_cell_is_caught(tampered, small_home, contracts):
-    copy, failing = tampered
-    with duckdb.connect() as con:
-        matricule = con.execute(f"SELECT i_matricule FROM '{small_home.warehouse}/individuals/*.parquet' LIMIT 1").fetchone()[0]
-    with duckdb.connect(str(copy)) as con:
-        con.execute("UPDATE jobs SET employer_id = ? WHERE rowid = 0", [matricule])
-    problems = failing(small_home, contracts)["no_direct_identifiers"]
-    assert any("look like identifiers" in p for p in problems) and any("identified zone" in p for p in problems)
-    assert not any(matricule in p for p in problems), "the report never shows the value"
+def test_a_matricule_in_a_cell_is_caught_and_never_shown(tampered):
+    leaked = []
+
+    def leak(con):
+        leaked.append(con.execute("SELECT identifier FROM population_map LIMIT 1").fetchone()[0])
+        con.execute("UPDATE jobs SET employer_id = ? WHERE rowid = 0", leaked)
+
+    problems = tampered(leak)["no_direct_identifiers"]
+    assert "jobs.employer_id: 1 distinct values look like identifiers" in problems
+    assert "jobs.employer_id: 1 distinct values are identifiers of the identified zone" in problems
+    assert not any(leaked[0] in p for p in problems), "the report never shows the value"
 
 
-def test_a_refused_candidate_never_replaces_the_extract(built, small_home, contracts):
-    from lmdp_pipeline.extract import ExtractRefused, assemble_extract, staged_table
-    from lmdp_pipeline.extract_checks import CheckOutcome
+def test_a_candidate_left_without_publishing_never_replaces_the_extract(built):
+    from lmdp_pipeline.extract import CandidateExtract
 
-    result, key = built["P2026-001"]
+    result, _ = built["P2026-001"]
     before = result.path.read_bytes()
-    approval = approval_for("P2026-001")
-    staging = result.path.parent / "staging" / "P2026-001"
-    tables = [staged_table(approval, contracts, staging, r) for r in approval.variables]
-    refuse = lambda path: [CheckOutcome("no_direct_identifiers", "", ["jobs.x: 1 cells look like identifiers"])]  # noqa: E731
-    with pytest.raises(ExtractRefused, match="not published: no_direct_identifiers"):
-        assemble_extract(approval, contracts, tables, result.path.parent, key, {}, small_home.warehouse, refuse)
+    with pytest.raises(RuntimeError, match="refused"):
+        with CandidateExtract(result.path.parent, "P2026-001") as candidate:
+            candidate.con.execute("CREATE TABLE individuals AS SELECT 1 AS x")
+            raise RuntimeError("refused")
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []

@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from assets import PlatformResource
-from assets.projects import EXTRACT_KEY, PROJECTS, build_project_assets, project_key
+from assets.projects import EXTERNAL_KEY, EXTRACT_KEY, PROJECTS, build_project_assets, build_selection, project_key
 from lmdp_pipeline import audit
 from lmdp_pipeline.keys import KeyDestroyed, MASTER_KEY_ENV
 from lmdp_pipeline.paths import PlatformPaths
@@ -43,10 +43,12 @@ def tick(sensor, instance, paths, cursor=None):
     return sensor(context)
 
 
-def build(project_assets, paths, instance, project, registers):
+def build(project_assets, paths, instance, project):
+    from lmdp_pipeline.approvals import parse_approval
+
     if not instance.has_dynamic_partition(PROJECTS.name, project):
         instance.add_dynamic_partitions(PROJECTS.name, [project])
-    selection = [project_key(r) for r in registers] + [EXTRACT_KEY]
+    selection = build_selection(parse_approval(paths.approvals / f"{project}.yaml"))
     return dg.materialize(
         project_assets, selection=selection, partition_key=project, instance=instance, resources=resources(paths), raise_on_error=False
     )
@@ -57,7 +59,9 @@ def test_approval_sensor_adds_partitions_creates_keys_and_requests_builds(home):
         result = tick(project_approvals, instance, home)
         assert sorted(r.partition_key for r in result.run_requests) == ["P2026-001", "P2026-002"]
         first = next(r for r in result.run_requests if r.partition_key == "P2026-001")
-        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTRACT_KEY}
+        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
+        second = next(r for r in result.run_requests if r.partition_key == "P2026-002")
+        assert EXTERNAL_KEY not in second.asset_selection, "no external data, no projects/external"
         assert first.run_key.startswith("P2026-001:")
         assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["P2026-001", "P2026-002"]
         assert keystore(home).projects() == ["P2026-001", "P2026-002"]
@@ -91,14 +95,19 @@ def test_a_changed_approval_rebuilds(home):
 def test_a_build_writes_the_extract_with_lineage_and_no_secret_anywhere(project_assets, home):
     with dg.instance_for_test() as instance:
         tick(project_approvals, instance, home)
-        result = build(project_assets, home, instance, "P2026-001", ["individuals", "jobs", "absences"])
+        result = build(project_assets, home, instance, "P2026-001")
         assert result.success
         assert (home.extracts / "P2026-001.duckdb").is_file()
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == dict.fromkeys(
             ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique"], True
         )
-        [jobs] = result.asset_materializations_for_node("projects__jobs")
+        materialized = {m.asset_key: m for m in result.asset_materializations_for_node("project_extract")}
+        assert set(materialized) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
+        linkage = materialized[EXTERNAL_KEY].metadata["datasets"].value["external_survey_2025"]
+        assert linkage["invalid_ids"] == 2 and linkage["linked"] == materialized[EXTERNAL_KEY].metadata["dagster/row_count"].value > 0
+        jobs = materialized[project_key("jobs")]
+        assert jobs.metadata["dagster/row_count"].value > 0 and jobs.metadata["persons"].value > 0
         lineage = jobs.metadata["dagster/column_lineage"].value.deps_by_column
         assert lineage["employer_id"][0].asset_key == dg.AssetKey(["registers", "jobs"])
         assert lineage["employer_id"][0].column_name == "j_employer"
@@ -116,7 +125,7 @@ def test_a_build_writes_the_extract_with_lineage_and_no_secret_anywhere(project_
 def test_expiry_deletes_the_extract_destroys_the_key_and_refuses_later_builds(project_assets, home):
     with dg.instance_for_test() as instance:
         tick(project_approvals, instance, home)
-        assert build(project_assets, home, instance, "P2026-002", ["individuals", "cash_benefits", "benefits_in_kind"]).success
+        assert build(project_assets, home, instance, "P2026-002").success
         path = home.approvals / "P2026-002.yaml"
         path.write_text(path.read_text().replace("status: approved", "status: revoked"))
         tick(project_expiry, instance, home)
@@ -127,5 +136,48 @@ def test_expiry_deletes_the_extract_destroys_the_key_and_refuses_later_builds(pr
         path.write_text(path.read_text().replace("status: revoked", "status: approved"))
         again = tick(project_approvals, instance, home)
         assert "P2026-002" not in {r.partition_key for r in again.run_requests}, "a destroyed key is never remade"
-        failed = build(project_assets, home, instance, "P2026-002", ["individuals", "cash_benefits", "benefits_in_kind"])
+        failed = build(project_assets, home, instance, "P2026-002")
         assert not failed.success
+
+
+def test_a_selection_without_the_extract_builds_nothing_and_says_what_to_select(project_assets, home):
+    with dg.instance_for_test() as instance:
+        tick(project_approvals, instance, home)
+        instance.add_dynamic_partitions(PROJECTS.name, ["P2026-001"])
+        result = dg.materialize(
+            project_assets, selection=[project_key("jobs")], partition_key="P2026-001", instance=instance,
+            resources=resources(home), raise_on_error=False,
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "select projects/absences, projects/external, projects/extract, projects/individuals too" in failure.step_failure_data.error.message
+        assert not (home.extracts / "P2026-001.duckdb").exists()
+
+
+def test_a_redelivered_external_file_rebuilds_and_a_missing_one_is_reported(home):
+    survey = home.external / "P2026-001" / "survey_2025.csv"
+    with dg.instance_for_test() as instance:
+        first = tick(project_approvals, instance, home)
+        survey.write_text(survey.read_text() + survey.read_text().splitlines()[1].replace(",3,", ",2,") + "\n")
+        second = tick(project_approvals, instance, home, first.cursor)
+        assert [r.partition_key for r in second.run_requests] == ["P2026-001"]
+        assert second.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
+        survey.unlink()
+        third = tick(project_approvals, instance, home, second.cursor)
+        assert third.run_requests == []
+        reason = third.skip_reason.skip_message
+        assert "field external.survey_2025.file" in reason and "does not exist" in reason
+
+
+def test_a_refused_external_file_fails_the_build_and_keeps_the_extract(project_assets, home):
+    survey = home.external / "P2026-001" / "survey_2025.csv"
+    with dg.instance_for_test() as instance:
+        tick(project_approvals, instance, home)
+        assert build(project_assets, home, instance, "P2026-001").success
+        before = (home.extracts / "P2026-001.duckdb").read_bytes()
+        survey.write_text(survey.read_text().replace("matricule,q_health,q_hours", "matricule,q_health,q_hours_per_week"))
+        result = build(project_assets, home, instance, "P2026-001")
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "column 'q_hours_per_week' is not declared" in failure.step_failure_data.error.message
+        assert (home.extracts / "P2026-001.duckdb").read_bytes() == before

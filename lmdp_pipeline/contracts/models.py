@@ -333,6 +333,11 @@ class Contract(_Strict):
         return [v for v in self.variables if v.identifier is not None]
 
     @property
+    def has_persons(self) -> bool:
+        """Whether rows are about persons (every register but enterprises)."""
+        return any(v.identifier is IdentifierKind.person for v in self.identifiers)
+
+    @property
     def person_identifier(self) -> Variable:
         """The column that names the person a row is about (the register's first person identifier)."""
         for variable in self.identifiers:

@@ -22,10 +22,10 @@ from ..period import parse_month
 from .report import Check, DeliveryRefused, Finding, ValidationReport
 from .staging import sql_type, stage, warehouse_file
 from .store import previous_month, promote, quarantine, stored_rows, write_candidate
-from .structure import fingerprint, read_header, rejected_lines, scan_sql, sha256_of
+from .structure import fingerprint, read_header, rejected_lines, scan_sql
 from .validate import validate_staged
 
-__all__ = ["DeliveryRefused", "IngestResult", "ingest_delivery", "sha256_of"]
+__all__ = ["DeliveryRefused", "IngestResult", "ingest_delivery"]
 
 DUCKDB_MEMORY_LIMIT = "4GB"
 

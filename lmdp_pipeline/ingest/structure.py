@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ..contracts import Contract
+from ..files import read_blocks
 from .report import MAX_ROWS_SHOWN, Check, Finding
 
 MAX_LINE_BYTES = 64 * 1024
@@ -82,18 +83,6 @@ def read_header(path: Path, contract: Contract) -> tuple[Header | None, list[Fin
     return (None, findings) if findings else (Header(columns), [])
 
 
-def _blocks(path: Path):
-    with path.open("rb") as handle:
-        yield from iter(lambda: handle.read(1 << 20), b"")
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    for block in _blocks(path):
-        digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(path: Path) -> tuple[str, list[Finding]]:
     """One pass over the bytes: the file's sha256, and whether every byte is UTF-8.
 
@@ -104,7 +93,7 @@ def fingerprint(path: Path) -> tuple[str, list[Finding]]:
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
     problem: list[Finding] = []
-    for block in _blocks(path):
+    for block in read_blocks(path):
         digest.update(block)
         if problem:
             continue

@@ -1,0 +1,209 @@
+"""The researchers' own data: linked to the right persons, nothing identifying through, bad files refused whole."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import secrets
+import shutil
+
+import duckdb
+import pytest
+
+from lmdp_pipeline import matricule
+from lmdp_pipeline.external import ExternalDataRefused
+from lmdp_pipeline.extract import build_extract
+from lmdp_pipeline.keys import Keystore, MasterKey
+
+from .test_extract import all_text_cells, approval_for
+
+PROJECT = "P2026-001"
+SURVEY = "survey_2025"
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    return Keystore(tmp_path_factory.mktemp("keys"), MasterKey(secrets.token_bytes(32), "test")).create(PROJECT)
+
+
+@pytest.fixture(scope="module")
+def survey_rows(small_home) -> list[dict]:
+    with (small_home.external / PROJECT / f"{SURVEY}.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def built(small_home, contracts, key, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("extracts")
+    return build_extract(approval_for(PROJECT), contracts, small_home.warehouse, folder, key, {}, small_home.external)
+
+
+def test_rows_join_to_the_right_persons(built, survey_rows):
+    """The birth year in each survey matricule is the birth year the registers hold for the linked person_id."""
+    with duckdb.connect(str(built.path), read_only=True) as con:
+        linked = con.execute(
+            """SELECT e.q_health, e.q_hours, any_value(i.i_birth_date) FROM external_survey_2025 e
+               JOIN individuals i USING (person_id) GROUP BY e.person_id, e.q_health, e.q_hours"""
+        ).fetchall()
+        total = con.execute("SELECT count(*), count(DISTINCT person_id) FROM external_survey_2025").fetchone()
+    assert total[0] == total[1] == len(linked) > 0, "every linked row is a person of the individuals table, once"
+    expected = {(int(r["q_health"]), int(r["q_hours"]), int(r["matricule"][:4])) for r in survey_rows if matricule.is_valid(r["matricule"])}
+    assert set(linked) <= expected and len(set(linked)) > len(linked) // 2
+
+
+def test_linkage_report_counts_every_row_and_names_invalid_ids_by_row_number(built, survey_rows, small_home):
+    [survey] = built.externals
+    invalid_rows = [n for n, row in enumerate(survey_rows, start=1) if not matricule.is_valid(row["matricule"])]
+    assert len(invalid_rows) == 2, "the sample survey has two mistyped matricules"
+    report = survey.linkage
+    assert (report.rows_read, report.invalid_ids, report.invalid_id_rows) == (len(survey_rows), 2, invalid_rows)
+    assert report.valid_ids == report.linked + report.not_linked and report.not_linked > 0, "the sample has persons outside"
+    with duckdb.connect(str(built.path), read_only=True) as con:
+        manifest = dict(con.execute("SELECT item, value FROM _manifest").fetchall())
+        inputs = con.execute("SELECT file, source_sha256, rows FROM _inputs WHERE register = 'external_survey_2025'").fetchall()
+        lineage = dict(con.execute("SELECT column_name, source FROM _lineage WHERE table_name = 'external_survey_2025'").fetchall())
+        dictionary = dict(con.execute("SELECT column_name, description FROM _dictionary WHERE table_name = 'external_survey_2025'").fetchall())
+    sha256 = hashlib.sha256((small_home.external / PROJECT / f"{SURVEY}.csv").read_bytes()).hexdigest()
+    assert manifest["external_survey_2025_sha256"] == sha256
+    assert json.loads(manifest["external_survey_2025_linkage"])["linked"] == report.linked
+    assert inputs == [(f"external/{PROJECT}/{SURVEY}.csv", sha256, len(survey_rows))]
+    assert lineage == {c: f"external/{PROJECT}/{SURVEY}.csv.{s}" for c, s in
+                       [("person_id", "matricule"), ("q_health", "q_health"), ("q_hours", "q_hours")]}
+    assert "values [1, 2, 3, 4, 5]" in dictionary["q_health"]
+
+
+def test_no_matricule_of_the_file_reaches_the_extract(built, survey_rows):
+    with duckdb.connect(str(built.path), read_only=True) as con:
+        cells = set(all_text_cells(con))
+        columns = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'external_survey_2025'").fetchall()}
+    assert columns == {"person_id", "q_health", "q_hours"}
+    assert not cells & {r["matricule"] for r in survey_rows}
+    assert not [c for c in cells if re.fullmatch(r"\d{8,13}", c)]
+
+
+def test_a_project_without_external_data_is_unaffected(small_home, contracts, tmp_path):
+    key = Keystore(tmp_path / "keys", MasterKey(secrets.token_bytes(32), "test")).create("P2026-002")
+    result = build_extract(approval_for("P2026-002"), contracts, small_home.warehouse, tmp_path, key, {}, tmp_path / "no-external")
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        manifest = {i for (i,) in con.execute("SELECT item FROM _manifest").fetchall()}
+    assert not [t for t in tables if t.startswith("external_")] and not [i for i in manifest if i.startswith("external_")]
+    assert result.externals == [] and all(c.passed for c in result.checks)
+
+
+def test_a_parquet_file_links_like_its_csv(built, small_home, contracts, key, tmp_path):
+    external = tmp_path / "external"
+    (external / PROJECT).mkdir(parents=True)
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT * FROM read_csv('{small_home.external / PROJECT / SURVEY}.csv', all_varchar = true)) "
+                    f"TO '{external / PROJECT / SURVEY}.parquet' (FORMAT parquet)")
+    approval = _with_survey(approval_for(PROJECT), file=f"{SURVEY}.parquet")
+    result = build_extract(approval, contracts, small_home.warehouse, tmp_path / "extracts", key, {}, external)
+    assert result.externals[0].linkage.as_dict() | {"invalid_id_rows": None} == built.externals[0].linkage.as_dict() | {"invalid_id_rows": None}
+    with duckdb.connect(str(result.path), read_only=True) as a, duckdb.connect(str(built.path), read_only=True) as b:
+        query = "SELECT * FROM external_survey_2025 ORDER BY person_id"
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+
+
+# --- bad files: refused whole, with a message naming the problem, and nothing built ----------
+
+
+def _with_survey(approval, **changes):
+    survey = approval.external[SURVEY].model_copy(update=changes)
+    return approval.model_copy(update={"external": {SURVEY: survey}})
+
+
+def _declare(approval, **columns):
+    from lmdp_pipeline.approvals import ExternalColumn
+
+    declared = dict(approval.external[SURVEY].columns) | {name: ExternalColumn(type=kind) for name, kind in columns.items()}
+    return _with_survey(approval, columns=declared)
+
+
+def _rewrite(rows: list[dict], path, transform) -> None:
+    rows = transform([dict(r) for r in rows])
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["matricule", "q_health", "q_hours"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _add(column, values):
+    return lambda rows: [r | {column: values(i)} for i, r in enumerate(rows)]
+
+
+BAD_FILES = {
+    "missing-id-column": (lambda rows: [{"id" if k == "matricule" else k: v for k, v in r.items()} for r in rows], {},
+                          "the id column 'matricule' is missing"),
+    "wrong-type": (lambda rows: [r | {"q_hours": "forty"} if i == 2 else r for i, r in enumerate(rows)], {},
+                   "column 'q_hours': 1 values are not of type integer (rows 3)"),
+    "undeclared-value": (lambda rows: [r | {"q_health": "9"} if i == 0 else r for i, r in enumerate(rows)], {},
+                         "column 'q_health': 1 values are not among the declared values"),
+    "undeclared-column": (_add("q_extra", lambda i: "1"), {}, "column 'q_extra' is not declared"),
+    "names": (_add("last_name", lambda i: "Schmit"), {"last_name": "string"}, "column 'last_name' looks like a direct identifier by its name"),
+    "e-mails": (_add("q_contact", lambda i: f"p{i}@example.lu"), {"q_contact": "string"}, "column 'q_contact' holds e-mail addresses"),
+    "phones": (_add("q_reach", lambda i: "+352 621 123 456"), {"q_reach": "string"}, "column 'q_reach' holds phone numbers"),
+    "addresses": (_add("q_where", lambda i: "12 rue de la Gare"), {"q_where": "string"}, "column 'q_where' holds text with spaces"),
+    "respondent-number": (_add("q_number", lambda i: str(1000 + i)), {"q_number": "integer"}, "column 'q_number' has 22 distinct values in 22 rows"),
+    "duplicate-ids": (lambda rows: rows + [rows[0]], {}, "2 rows share a matricule with another row (rows 1, "),
+    "empty": (lambda rows: [], {}, "the file has no rows"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_external_file_is_refused_whole_and_builds_nothing(case, built, survey_rows, small_home, contracts, key, tmp_path):
+    transform, declared, words = BAD_FILES[case]
+    if case == "duplicate-ids":
+        survey_rows = [r for r in survey_rows if matricule.is_valid(r["matricule"])]
+    external = tmp_path / "external"
+    (external / PROJECT).mkdir(parents=True)
+    _rewrite(survey_rows, external / PROJECT / f"{SURVEY}.csv", transform)
+    extracts = tmp_path / "extracts"
+    extracts.mkdir()
+    shutil.copy(built.path, extracts / built.path.name)
+    before = (extracts / built.path.name).read_bytes()
+    with pytest.raises(ExternalDataRefused) as refused:
+        build_extract(_declare(approval_for(PROJECT), **declared), contracts, small_home.warehouse, extracts, key, {}, external)
+    message = str(refused.value)
+    assert words in message and f"{SURVEY}.csv" in message, message
+    assert not any(r["matricule"] in message for r in survey_rows), "the error never shows a matricule"
+    assert (extracts / built.path.name).read_bytes() == before, "the previous extract stays"
+    assert [p.name for p in extracts.iterdir()] == [built.path.name], "no candidate left behind"
+
+
+@pytest.mark.parametrize(("content", "words"), [(None, "the file does not exist"), (b"", "the file is empty"), (b"\xff\xfe\x00garbage", "cannot be read as CSV")],
+    ids=["missing", "zero-bytes", "not-text"])
+def test_a_missing_or_unreadable_file_is_named(content, words, small_home, contracts, key, tmp_path):
+    external = tmp_path / "external"
+    (external / PROJECT).mkdir(parents=True)
+    if content is not None:
+        (external / PROJECT / f"{SURVEY}.csv").write_bytes(content)
+    with pytest.raises(ExternalDataRefused, match=words):
+        build_extract(approval_for(PROJECT), contracts, small_home.warehouse, tmp_path / "extracts", key, {}, external)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "words"),
+    [
+        ({"file": "s.csv", "id_column": "matricule", "columns": {"matricule": {"type": "string"}}}, "not a declared column"),
+        ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "integer", "values": [1, 2.5]}}}, "2.5 is not of type integer"),
+        ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "string", "values": ["very good"]}}}, "without spaces"),
+        ({"file": "s.xlsx", "id_column": "matricule", "columns": {"q": {"type": "integer"}}}, "external.survey_2025.file"),
+    ],
+    ids=["id-declared", "value-type", "value-with-space", "not-csv-or-parquet"],
+)
+def test_a_bad_declaration_is_refused_with_the_approval(dataset, words, tmp_path):
+    import yaml
+
+    from lmdp_pipeline.approvals import ApprovalError, parse_approval
+    from lmdp_pipeline.paths import PROJECT_ROOT
+
+    spec = yaml.safe_load((PROJECT_ROOT / "sample_data" / "approvals" / f"{PROJECT}.yaml").read_text())
+    spec["external"] = {SURVEY: dataset}
+    path = tmp_path / f"{PROJECT}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ApprovalError) as refused:
+        parse_approval(path)
+    assert any(words in p for p in refused.value.problems), refused.value.problems

@@ -1,0 +1,173 @@
+"""The operator's path, end to end: Dagster webserver and daemon on a fresh instance, an approval dropped
+into approvals/, the sensor's build, its checks read back through GraphQL, and the asset graph in a real
+headless Chromium (Debian's, driven by Playwright; no browser download).
+
+Slow (about two minutes): it ingests two months through Dagster first, then waits for the daemon.
+The screenshot is kept under ``LMDP_E2E_ARTIFACTS`` when set (CI keeps it), else in the test's tmp folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lmdp_pipeline.paths import PROJECT_ROOT
+
+CHROMIUM = Path(os.environ.get("LMDP_CHROMIUM", "/usr/bin/chromium"))
+PROJECT = "P2026-001"
+CHECK_NAMES = ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique"]
+STARTUP_SECONDS = 180
+BUILD_SECONDS = 300
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def _wait(what: str, seconds: float, probe, log: Path):
+    """Poll ``probe`` until it returns something truthy; fail with the server log's tail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            found = probe()
+        except OSError:
+            found = None
+        if found:
+            return found
+        time.sleep(2)
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+    pytest.fail(f"timed out after {seconds} s waiting for {what}; dagster dev log ends with:\n{tail}")
+
+
+RUNS = """query { runsOrError(filter: {pipelineName: "project_build"}) {
+  ... on Runs { results { runId status tags { key value } } } } }"""
+CHECK = """query ($key: AssetKeyInput!, $name: String!, $partition: String) {
+  assetCheckExecutions(assetKey: $key, checkName: $name, partition: $partition, limit: 1) {
+    runId status evaluation { success } } }"""
+MATERIALIZATIONS = """query ($key: AssetKeyInput!, $partition: String!) {
+  assetOrError(assetKey: $key) { ... on Asset { assetMaterializations(partitions: [$partition], limit: 1) {
+    runId metadataEntries { label } } } } }"""
+
+
+@pytest.fixture
+def platform(tmp_path):
+    """A platform home with two months ingested through Dagster, the approvals held back, and its environment."""
+    home, held = tmp_path / "home", tmp_path / "held"
+    master = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = os.environ | {"LMDP_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "LMDP_MASTER_KEY": master}
+    env.pop("LMDP_MASTER_KEY_FILE", None)
+    lmdp = str(Path(sys.executable).parent / "lmdp")
+    for args in (["sample-data", "--persons", "300", "--months", "2024-01:2024-02"], ["refresh"]):
+        done = subprocess.run([lmdp, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    shutil.move(home / "approvals", held)
+    (home / "approvals").mkdir()
+    return home, held, env, master
+
+
+@pytest.fixture
+def dagster_dev(platform, tmp_path):
+    """``dagster dev`` (webserver and daemon) on workspace.yaml, as ``make ui`` starts it; stopped after the test."""
+    home, _, env, _ = platform
+    port, log = _free_port(), tmp_path / "dagster-dev.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait("the webserver", STARTUP_SECONDS, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).status == 200, log)
+        yield port, log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platform, dagster_dev, tmp_path):
+    home, held, _, master = platform
+    port, log = dagster_dev
+    incoming = home / "approvals" / f".{PROJECT}.yaml.part"
+    shutil.copy(held / f"{PROJECT}.yaml", incoming)
+    incoming.rename(home / "approvals" / f"{PROJECT}.yaml")  # dropped atomically, as docs/operations.md says
+
+    def finished_run():
+        runs = _graphql(port, RUNS)["runsOrError"]["results"]
+        done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+        return done[0] if done else None
+
+    run = _wait("the sensor's project_build run", BUILD_SECONDS, finished_run, log)
+    assert run["status"] == "SUCCESS", f"run {run['runId']} ended {run['status']}"
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["dagster/partition"] == PROJECT and tags["dagster/sensor_name"] == "project_approvals"
+    assert (home / "extracts" / f"{PROJECT}.duckdb").is_file()
+
+    extract_key = {"path": ["projects", "extract"]}
+    for name in CHECK_NAMES:
+        [execution] = _graphql(port, CHECK, {"key": extract_key, "name": name, "partition": PROJECT})["assetCheckExecutions"]
+        assert (execution["runId"], execution["status"], execution["evaluation"]["success"]) == (run["runId"], "SUCCEEDED", True), name
+    for path, label in [(["projects", "external"], "linkage"), (["projects", "jobs"], "dagster/column_lineage"), (["projects", "extract"], "path")]:
+        asset = _graphql(port, MATERIALIZATIONS, {"key": {"path": path}, "partition": PROJECT})["assetOrError"]
+        [materialization] = asset["assetMaterializations"]
+        assert materialization["runId"] == run["runId"] and label in {e["label"] for e in materialization["metadataEntries"]}, path
+
+    screenshot = _asset_graph_screenshot(port, Path(os.environ.get("LMDP_E2E_ARTIFACTS", tmp_path)))
+    assert screenshot.stat().st_size > 20_000, "a rendered graph, not a blank page"
+    assert master not in log.read_text(errors="replace"), "the master key never reaches the logs"
+
+
+def _asset_graph_screenshot(port: int, folder: Path) -> Path:
+    """The ``projects`` asset group's graph in headless Chromium, once its nodes are drawn."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "asset-graph-projects.png"
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/locations/lmdp_pipeline/asset-groups/projects", wait_until="networkidle")
+            skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog of dagster dev
+            if skip.count():
+                skip.click()
+            page.get_by_text("extract", exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text("external", exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text(f"{len(CHECK_NAMES)} / {len(CHECK_NAMES)} Passed").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(target), full_page=True)
+        finally:
+            browser.close()
+    return target
