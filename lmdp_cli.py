@@ -224,6 +224,20 @@ def cmd_revoke(args: argparse.Namespace, paths: PlatformPaths) -> None:
     print(f"project {args.project} retired: extract deleted: {entry['extract_deleted']}, key destroyed: {entry['key_destroyed'] or 'none'}")
 
 
+def cmd_keys_rotate(args: argparse.Namespace, paths: PlatformPaths) -> None:
+    from lmdp_pipeline import audit
+    from lmdp_pipeline.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
+    from lmdp_pipeline.projects import keystore
+
+    new_master = MasterKey.from_file(Path(args.new_key_file))
+    store = keystore(paths)
+    rewrapped = store.rewrap(new_master)
+    audit.record(paths.audit, "master_key_rotated", projects=rewrapped, new_master=new_master.origin)
+    print(f"{len(rewrapped)} project keys rewrapped under the master key in {args.new_key_file}; no pseudonym changes.")
+    print(f"Now point {MASTER_KEY_FILE_ENV} (or {MASTER_KEY_ENV}) at the new key for the daemon, the webserver and the CLI, "
+          "restart them, and destroy the old key.")
+
+
 def _demo_master_key(paths: PlatformPaths) -> None:
     """The demo's master key: the operator's if set, else a development key, announced loudly."""
     from lmdp_pipeline.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
@@ -283,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("project")
     revoke.add_argument("--reason", default="revoked with lmdp revoke", help="recorded in the audit log")
     revoke.set_defaults(handler=cmd_revoke)
+
+    keys = commands.add_parser("keys", help="manage the keystore")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser("rotate", help="rewrap every project key under a new master key (pseudonyms unchanged)")
+    rotate.add_argument("--new-key-file", required=True, help="file holding the new master key (32 random bytes, base64); "
+                        "never pass a key on the command line")
+    rotate.set_defaults(handler=cmd_keys_rotate)
 
     refresh = commands.add_parser("refresh", help="ingest and validate deliveries (runs register_refresh through Dagster)")
     refresh.add_argument("--month", help="only this month, YYYY-MM (default: every month with a delivery)")

@@ -5,6 +5,7 @@ import dagster as dg
 
 from lmdp_pipeline.dictionary import publish
 
+from .registers import OWNERS
 from .resources import PlatformResource
 
 DICTIONARY_GROUP = "documentation"
@@ -13,7 +14,7 @@ DICTIONARY_GROUP = "documentation"
 @dg.asset(
     group_name=DICTIONARY_GROUP,
     kinds={"html", "markdown"},
-    owners=["team:data-engineering"],
+    owners=OWNERS,
     description=(
         "The platform's data dictionary, published from data_contracts/: one page per register "
         "with every variable's description, format, codes, protection class and levels."

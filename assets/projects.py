@@ -14,11 +14,13 @@ builds nothing.
 """
 
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
 from lmdp_pipeline.approvals import Approval, ApprovalError
 from lmdp_pipeline.contracts import ContractSet, load_contracts
+from lmdp_pipeline.dictionary import register_page
 from lmdp_pipeline.extract import ExtractRefused, TableResult, build_extract
 from lmdp_pipeline.extract_checks import CHECKS
 from lmdp_pipeline.external import ExternalDataRefused
@@ -52,8 +54,9 @@ def checked_approval(platform: PlatformResource, project: str) -> CheckedApprova
     return checked
 
 
-def _table_metadata(table: TableResult, key_id: str) -> dict:
+def _table_metadata(table: TableResult, key_id: str, dictionary: Path) -> dict:
     return {
+        "data_dictionary": dg.MetadataValue.path(str(register_page(dictionary, table.name))),
         "dagster/row_count": table.rows,
         "persons": table.persons,
         "key_id": key_id,
@@ -162,7 +165,7 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
             raise dg.Failure(description=str(refused)) from None
         for table in result.tables:
             if table.name in checked.approval.variables:
-                yield dg.MaterializeResult(asset_key=project_key(table.name), metadata=_table_metadata(table, key.key_id))
+                yield dg.MaterializeResult(asset_key=project_key(table.name), metadata=_table_metadata(table, key.key_id, platform.paths.dictionary))
         if result.externals:
             yield dg.MaterializeResult(asset_key=EXTERNAL_KEY, metadata=_external_metadata(result))
         yield dg.MaterializeResult(asset_key=EXTRACT_KEY, check_results=_check_results(result.checks), metadata={
@@ -171,7 +174,9 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
             "dagster/row_count": sum(result.rows.values()),
             "tables": dg.MetadataValue.json(result.rows),
             "key_id": key.key_id,
+            "approval_file": dg.MetadataValue.path(str(checked.path)),
             "approval_sha256": checked.sha256,
+            "checks": dg.MetadataValue.md("\n".join(f"- {c.name}: {'passed' if c.passed else 'FAILED'}" for c in result.checks)),
         })
 
     return [project_extract]

@@ -8,10 +8,12 @@ step (downstream assets of the run do not start).
 """
 
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
 from lmdp_pipeline.contracts import Contract, ContractSet, load_contracts
+from lmdp_pipeline.dictionary import register_page
 from lmdp_pipeline.ingest import DeliveryRefused, IngestResult, ingest_delivery
 from lmdp_pipeline.ingest.report import CHECK_DESCRIPTIONS, Check, Severity, ValidationReport
 
@@ -50,7 +52,7 @@ def _evaluated(report: ValidationReport) -> set[Check]:
     return set(Check) if report.values_checked else {Check.structure}
 
 
-def _metadata(result: IngestResult, contract: Contract) -> dict:
+def _metadata(result: IngestResult, contract: Contract, dictionary: Path) -> dict:
     schema = dg.TableSchema(columns=[
         dg.TableColumn(name, type_, description=contract.variable(name).title) for name, type_ in result.schema
     ])
@@ -65,6 +67,7 @@ def _metadata(result: IngestResult, contract: Contract) -> dict:
         "contract_version": contract.version,
         "warehouse_file": dg.MetadataValue.path(str(result.stored)),
         "validation": dg.MetadataValue.md(result.report.summary()),
+        "data_dictionary": dg.MetadataValue.path(str(register_page(dictionary, contract.register))),
     }
 
 
@@ -102,7 +105,7 @@ def build_register_asset(contract: Contract) -> dg.AssetsDefinition:
                 metadata={"quarantine_report": dg.MetadataValue.path(refused.quarantine_report or "")},
             ) from None
         yield dg.MaterializeResult(
-            metadata=_metadata(result, contract), check_results=_check_results(result.report, set(Check))
+            metadata=_metadata(result, contract, platform.paths.dictionary), check_results=_check_results(result.report, set(Check))
         )
 
     return _register

@@ -90,6 +90,11 @@ def render(contracts: ContractSet) -> dict[str, str]:
     return pages
 
 
+def register_page(directory: Path, register: str) -> Path:
+    """Where a register's HTML page is once published (linked from the assets' metadata)."""
+    return Path(directory) / "html" / f"{register}.html"
+
+
 def publish(contracts: ContractSet, directory: Path) -> Published:
     """Write the dictionary and switch ``directory`` to it in one atomic step.
 

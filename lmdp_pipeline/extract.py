@@ -66,14 +66,14 @@ class Column:
 class TableResult:
     name: str
     rows: int
-    persons: int
+    persons: int  # distinct person_ids, filled from the checks' profile once they pass
     columns: list[Column]
 
 
 @dataclass
 class ExtractResult:
     path: Path
-    persons: int
+    persons: int  # distinct person_ids, filled from the checks' profile once they pass
     tables: list[TableResult]
     checks: list = field(default_factory=list)  # extract_checks.CheckOutcome
     externals: list[ExternalTable] = field(default_factory=list)
@@ -223,9 +223,8 @@ class ExtractBuilder:
             f"CREATE TABLE {q(register)} AS SELECT {', '.join(selects)} FROM {source} r {' '.join(joins)}",
             {} if others else period_parameters(self.approval),
         )
-        persons = "count(DISTINCT person_id)" if person else "0"
-        counted, distinct = self.con.execute(f"SELECT count(*), {persons} FROM {q(register)}").fetchone()
-        table = TableResult(register, counted, distinct, columns)
+        counted = self.con.execute(f"SELECT count(*) FROM {q(register)}").fetchone()[0]
+        table = TableResult(register, counted, 0, columns)  # persons: counted by the checks' profile
         self.tables.append(table)
         return table
 
@@ -243,7 +242,7 @@ class ExtractBuilder:
             allowed = f"; values {declared.values}" if declared.values is not None else ""
             columns.append(Column(column, f"{source}.{column}", "as declared",
                                   f"Declared by the researchers: {declared.type}{allowed}", transformations=[link]))
-        table = TableResult(linked.name, linked.linkage.linked, linked.linkage.linked, columns)
+        table = TableResult(linked.name, linked.linkage.linked, 0, columns)
         self.tables.append(table)
         return table
 
@@ -258,7 +257,7 @@ def build_extract(
 
     Raises ExtractRefused (nothing published, previous extract kept) if a check fails.
     """
-    from .extract_checks import check_extract
+    from .extract_checks import check_extract, persons_per_table
 
     with CandidateExtract(extracts, approval.project) as candidate:
         builder = ExtractBuilder(candidate.con, approval, contracts, warehouse, key)
@@ -271,6 +270,9 @@ def build_extract(
         checks = check_extract(candidate.con, approval, contracts, builder.identifier_maps)
         if any(not c.passed for c in checks):
             raise ExtractRefused(approval.project, checks)
+        persons = persons_per_table(candidate.con)
+        for table in builder.tables:
+            table.persons = persons.get(table.name, 0)
         path = candidate.publish()
     return ExtractResult(path, builder.persons, builder.tables, checks, builder.externals)
 

@@ -93,12 +93,7 @@ class MasterKey:
         if os.environ.get(MASTER_KEY_ENV):
             return cls(_decode_master(os.environ[MASTER_KEY_ENV], MASTER_KEY_ENV), MASTER_KEY_ENV)
         if os.environ.get(MASTER_KEY_FILE_ENV):
-            path = Path(os.environ[MASTER_KEY_FILE_ENV])
-            try:
-                text = path.read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError) as error:
-                raise MasterKeyMissing(f"{MASTER_KEY_FILE_ENV}={path} cannot be read: {error.__class__.__name__}") from None
-            return cls(_decode_master(text, f"{MASTER_KEY_FILE_ENV}={path}"), f"file {path}")
+            return cls.from_file(Path(os.environ[MASTER_KEY_FILE_ENV]), f"{MASTER_KEY_FILE_ENV}=")
         development = keys_dir / DEVELOPMENT_MASTER_KEY
         if development.exists():
             if str(development) not in _announced:  # once per process, not on every key load
@@ -109,6 +104,15 @@ class MasterKey:
             f"no master key: set {MASTER_KEY_ENV} (32 random bytes, base64) or {MASTER_KEY_FILE_ENV}; "
             "`lmdp demo` creates a development key for trying the platform"
         )
+
+    @classmethod
+    def from_file(cls, path: Path, label: str = "") -> "MasterKey":
+        """A master key kept in a file (base64), as ``LMDP_MASTER_KEY_FILE`` or ``lmdp keys rotate`` name it."""
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as error:
+            raise MasterKeyMissing(f"{label}{path} cannot be read: {error.__class__.__name__}") from None
+        return cls(_decode_master(text, f"{label}{path}"), f"file {path}")
 
     @classmethod
     def create_development(cls, keys_dir: Path) -> "MasterKey":

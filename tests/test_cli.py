@@ -9,10 +9,11 @@ import pytest
 from lmdp_pipeline.paths import PROJECT_ROOT
 
 
-def lmdp(home, *args):
+def lmdp(home, *args, **extra_env):
     env = {**os.environ, "LMDP_HOME": str(home)}
     for name in ("DAGSTER_HOME", "LMDP_MASTER_KEY", "LMDP_MASTER_KEY_FILE"):
         env.pop(name, None)
+    env |= extra_env
     return subprocess.run(
         [sys.executable, "-m", "lmdp_cli", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -123,3 +124,31 @@ def test_build_and_revoke(tmp_path):
     assert not extract.exists()
     audit_log = (tmp_path / "audit" / "audit.jsonl").read_text()
     assert '"event": "project_retired"' in audit_log and "ethics approval withdrawn" in audit_log
+
+
+def test_keys_rotate_rewraps_every_key_and_keeps_every_pseudonym(tmp_path):
+    import base64
+    import json
+    import secrets
+
+    from lmdp_pipeline.keys import Keystore, MasterKey, WrongMasterKey
+
+    old, new = secrets.token_bytes(32), secrets.token_bytes(32)
+    store = Keystore(tmp_path / "keys", MasterKey(old, "old"))
+    before = {p: store.create(p).material for p in ("P2026-001", "P2026-002")}
+    new_file = tmp_path / "new-master.b64"
+    new_file.write_text(base64.b64encode(new).decode())
+    wrong = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=base64.b64encode(new).decode())
+    assert wrong.returncode == 1 and "P2026-00" in wrong.stderr, "the current master key must unwrap every key first"
+    assert Keystore(tmp_path / "keys", MasterKey(old, "old")).load("P2026-001").material == before["P2026-001"]
+    done = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=base64.b64encode(old).decode())
+    assert done.returncode == 0, done.stderr
+    assert "2 project keys rewrapped" in done.stdout
+    rotated = Keystore(tmp_path / "keys", MasterKey(new, "new"))
+    assert {p: rotated.load(p).material for p in before} == before, "same keys, so the same pseudonyms"
+    with pytest.raises(WrongMasterKey):
+        Keystore(tmp_path / "keys", MasterKey(old, "old")).load("P2026-001")
+    entry = json.loads((tmp_path / "audit" / "audit.jsonl").read_text().splitlines()[-1])
+    assert entry["event"] == "master_key_rotated" and entry["projects"] == ["P2026-001", "P2026-002"]
+    for secret in (base64.b64encode(old).decode(), base64.b64encode(new).decode(), old.hex(), new.hex()):
+        assert secret not in done.stdout + done.stderr + json.dumps(entry)

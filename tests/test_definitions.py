@@ -6,6 +6,7 @@ import sys
 import dagster as dg
 
 from assets import PlatformResource, data_dictionary
+from lmdp_pipeline.contracts import load_contracts
 from lmdp_pipeline.paths import PROJECT_ROOT
 
 
@@ -35,3 +36,25 @@ def test_data_dictionary_asset_materialises(tmp_path):
     metadata = result.asset_materializations_for_node("data_dictionary")[0].metadata
     assert metadata["registers"].value == 9
     assert (home / "dictionary" / "html" / "individuals.html").is_file()
+
+
+def test_every_asset_and_check_tells_the_operator_what_it_is():
+    """Group, kinds, owners and a description on every asset; a description on every check (issue 7)."""
+    from definitions import defs
+
+    specs = list(defs.resolve_all_asset_specs())
+    assert len(specs) == 1 + 9 + 9 + 2, "dictionary, nine registers, nine project tables, external and extract"
+    for spec in specs:
+        name = spec.key.to_user_string()
+        assert spec.group_name in {"documentation", "registers", "projects"}, name
+        assert spec.kinds and spec.owners == ["team:data-engineering"], name
+        assert spec.description and len(spec.description) > 40, name
+    by_key = {s.key: s for s in specs}
+    for contract in load_contracts():
+        assert contract.description in by_key[dg.AssetKey(["registers", contract.register])].description
+        assert contract.title in by_key[dg.AssetKey(["projects", contract.register])].description
+    checks = list(defs.resolve_asset_graph().asset_check_keys)
+    assert len(checks) == 9 * 5 + 5
+    for key in checks:
+        spec = defs.resolve_asset_graph().get_check_spec(key)
+        assert spec.description and len(spec.description) > 20, key
