@@ -5,13 +5,17 @@ approval's fingerprint, the sha256 of the approval and of its external files). A
 changed valid approval, or a re-delivered external file, adds the ``projects``
 partition, creates the project key if the project is new, and requests a build with
 run key project + fingerprint; an invalid one is reported in the tick and the audit
-log, and nothing is built. ``project_expiry``
+log, and nothing is built. A refused approval is looked at again when the warehouse's
+months change, so an approval that arrived before the months it asks for builds as
+soon as they are ingested. ``project_expiry``
 retires every project that is revoked or past ``expires_on``: extract deleted, key
 destroyed, audited; later builds of it are refused.
 """
 
 import datetime as dt
+import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 
@@ -23,6 +27,12 @@ from lmdp_pipeline.keys import KeystoreError
 from lmdp_pipeline.projects import CheckedApproval, check, ensure_key, fingerprint, is_retired, retire
 
 from .jobs import project_build
+
+
+def _warehouse_months(warehouse: Path) -> str:
+    """A digest of the register months in the warehouse (file names only: cheap on every tick)."""
+    names = sorted(p.name for p in warehouse.glob("*/*.parquet"))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
 def build_request(checked: CheckedApproval) -> dg.RunRequest:
@@ -44,13 +54,16 @@ def project_approvals(context: dg.SensorEvaluationContext, platform: PlatformRes
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current: dict[str, str] = {}
     requests, new_partitions, refused = [], [], []
+    months = _warehouse_months(platform.paths.warehouse)
     for path in sorted(platform.paths.approvals.glob("*.yaml")):
         current[path.name] = fingerprint(platform.paths, path)
-        if seen.get(path.name) == current[path.name]:
+        if seen.get(path.name) in (current[path.name], f"{current[path.name]}|{months}"):
+            current[path.name] = seen[path.name]
             continue
         try:
             checked = check(platform.paths, platform.contracts(), path)
         except ApprovalError as error:
+            current[path.name] += f"|{months}"  # refused while the warehouse holds these months
             refused.append(f"{path.name}: " + "; ".join(error.problems))
             audit.record(platform.paths.audit, "approval_refused", file=path.name, fingerprint=current[path.name], problems=error.problems)
             continue
