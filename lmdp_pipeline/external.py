@@ -50,7 +50,10 @@ IDENTIFYING_NAMES = re.compile(
 )
 CONTENT_RULES = {  # what a value looks like -> SQL condition on ``v`` (text)
     "e-mail addresses": r"regexp_full_match(v, '[^@\s]+@[^@\s]+\.[A-Za-z]{2,}')",
-    "phone numbers or identifiers": r"regexp_full_match(v, '\+?[0-9][0-9 ()./-]{6,}[0-9]') AND length(regexp_replace(v, '[^0-9]', '', 'g')) >= 8",
+    "phone numbers or identifiers": (  # 8 digits or more; a number with a few decimals is a measurement
+        r"regexp_full_match(v, '\+?[0-9][0-9 ()./-]{6,}[0-9]') AND length(regexp_replace(v, '[^0-9]', '', 'g')) >= 8 "
+        r"AND NOT regexp_full_match(v, '[0-9]+\.[0-9]{1,4}')"
+    ),
     "text with spaces (names, addresses, free text)": r"regexp_matches(v, '\S\s+\S')",
 }
 

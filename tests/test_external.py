@@ -207,3 +207,14 @@ def test_a_bad_declaration_is_refused_with_the_approval(dataset, words, tmp_path
     with pytest.raises(ApprovalError) as refused:
         parse_approval(path)
     assert any(words in p for p in refused.value.problems), refused.value.problems
+
+
+def test_a_near_unique_measurement_declared_decimal_is_linked(survey_rows, small_home, contracts, key, tmp_path):
+    """An income in euros and cents is near-unique but not a key: declared decimal, it goes through, typed."""
+    external = tmp_path / "external"
+    (external / PROJECT).mkdir(parents=True)
+    _rewrite(survey_rows, external / PROJECT / f"{SURVEY}.csv", _add("q_income", lambda i: f"{123456 + 997 * i}.{i % 100:02d}"))
+    result = build_extract(_declare(approval_for(PROJECT), q_income="decimal"), contracts, small_home.warehouse, tmp_path, key, {}, external)
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        incomes = con.execute("SELECT typeof(q_income), count(DISTINCT q_income) FROM external_survey_2025 GROUP BY ALL").fetchall()
+    assert incomes == [("DOUBLE", result.externals[0].linkage.linked)]
