@@ -159,11 +159,16 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
             print(f"    {name:<16} {level}{note}")
     for name, (read, invalid) in external.items():
         dataset = approval.external[name]
-        shown = f" (rows {', '.join(map(str, invalid))})" if invalid else ""
         print(f"  table external_{name}: from external/{approval.project}/{dataset.file}, {read:,} rows, "
-              f"{len(invalid)} invalid matricules left out{shown}; rows outside the population are dropped at build")
+              f"{_invalid_ids(invalid)} left out; rows outside the population are dropped at build")
         for column, declared in dataset.columns.items():
             print(f"    {column:<16} {declared.type}{f' {declared.values}' if declared.values is not None else ''}")
+
+
+def _invalid_ids(rows: list[int]) -> str:
+    from lmdp_pipeline.external import row_list
+
+    return f"{len(rows)} invalid matricules" + (f" ({row_list(rows)})" if rows else "")
 
 
 def _extract_summary(path: Path) -> str:
@@ -180,8 +185,8 @@ def _extract_summary(path: Path) -> str:
         if item.startswith("external_") and item.endswith("_linkage"):
             report = json.loads(value)
             lines.append(
-                f"  {item.removesuffix('_linkage')}: {report['rows_read']:,} rows read, {report['invalid_ids']} invalid matricules "
-                f"(rows {report['invalid_id_rows'] or 'none'}), {report['linked']:,} linked, {report['not_linked']:,} outside the population"
+                f"  {item.removesuffix('_linkage')}: {report['rows_read']:,} rows read, {_invalid_ids(report['invalid_id_rows'])}, "
+                f"{report['linked']:,} linked, {report['not_linked']:,} outside the population"
             )
     return "\n".join(lines)
 

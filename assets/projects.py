@@ -23,7 +23,7 @@ from lmdp_pipeline.contracts import ContractSet, load_contracts
 from lmdp_pipeline.dictionary import register_page
 from lmdp_pipeline.extract import ExtractRefused, TableResult, build_extract
 from lmdp_pipeline.extract_checks import CHECKS
-from lmdp_pipeline.external import ExternalDataRefused
+from lmdp_pipeline.external import ExternalDataRefused, row_list
 from lmdp_pipeline.projects import CheckedApproval, approval_file, check, is_retired
 
 from .registers import OWNERS, register_key
@@ -75,7 +75,7 @@ def _external_metadata(result) -> dict:
         "dagster/row_count": sum(e.linkage.linked for e in result.externals),
         "linkage": dg.MetadataValue.md("\n".join(
             f"- **{e.name}** ({e.file.name}, sha256 `{e.sha256[:12]}…`): {e.linkage.rows_read} rows read, "
-            f"{e.linkage.invalid_ids} invalid matricules (rows {e.linkage.invalid_id_rows or 'none'}), "
+            f"{e.linkage.invalid_ids} invalid matricules{f' ({row_list(e.linkage.invalid_id_rows)})' if e.linkage.invalid_ids else ''}, "
             f"{e.linkage.linked} linked to the population, {e.linkage.not_linked} outside it (dropped)"
             for e in result.externals
         )),

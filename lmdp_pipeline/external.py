@@ -97,7 +97,8 @@ def external_file(directory: Path, project: str, dataset: ExternalDataset) -> Pa
     return directory / project / dataset.file
 
 
-def _rows(numbers: list[int]) -> str:
+def row_list(numbers: list[int]) -> str:
+    """'rows 4, 9, ...': data-row numbers as messages show them (the first few; counts are given apart)."""
     shown = ", ".join(str(n) for n in numbers[:SHOWN_ROWS])
     return f"rows {shown}" + (", ..." if len(numbers) > SHOWN_ROWS else "")
 
@@ -156,12 +157,12 @@ def _declared_values(con, table: str, name: str, column: ExternalColumn) -> list
     sql_type = SQL_TYPES[column.type]
     typed = f"TRY_CAST({q(name)} AS {sql_type})"
     wrong = _offending_rows(con, table, f"{q(name)} IS NOT NULL AND {typed} IS NULL")
-    problems = [f"column {name!r}: {len(wrong)} values are not of type {column.type} ({_rows(wrong)})"] if wrong else []
+    problems = [f"column {name!r}: {len(wrong)} values are not of type {column.type} ({row_list(wrong)})"] if wrong else []
     if column.values is not None:
         allowed = [str(v) for v in column.values]
         outside = _offending_rows(con, table, f"{typed} IS NOT NULL AND NOT list_contains(?::{sql_type}[], {typed})", [allowed])
         if outside:
-            problems.append(f"column {name!r}: {len(outside)} values are not among the declared values {column.values} ({_rows(outside)})")
+            problems.append(f"column {name!r}: {len(outside)} values are not among the declared values {column.values} ({row_list(outside)})")
     return problems
 
 
@@ -194,7 +195,7 @@ def check_external(con: duckdb.DuckDBPyConnection, path: Path, name: str, datase
             f"WHERE lmdp_valid GROUP BY ALL HAVING count(*) > 1)"
         )
         if duplicated:
-            problems.append(f"{len(duplicated)} rows share a matricule with another row ({_rows(duplicated)}): one row per person")
+            problems.append(f"{len(duplicated)} rows share a matricule with another row ({row_list(duplicated)}): one row per person")
     if problems:
         raise ExternalDataRefused(path, problems)
     return invalid
