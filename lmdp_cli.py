@@ -30,8 +30,9 @@ telemetry:
 """
 REFRESH_WORKERS = os.cpu_count() or 1
 """Months are independent partitions: one run per core at a time."""
-QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-"""The runs' event log keeps every event; the terminal shows warnings and errors only."""
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""The runs' event log keeps every event (the UI shows them); the terminal shows the command's own
+one-line summary of each run, with the failure's message, instead of Dagster's stack traces."""
 
 
 class CommandError(Exception):
@@ -67,8 +68,15 @@ def _run_job(paths: PlatformPaths, job_name: str, partition_key: str | None = No
     if result.success:
         print(f"{label}: succeeded (run {result.run_id})")
         return None
-    failures = [e.step_failure_data.error.message.strip() for e in result.all_events if e.is_step_failure]
+    failures = [_failure_text(e.step_failure_data) for e in result.all_events if e.is_step_failure]
     return f"{label} failed (run {result.run_id}): " + ("; ".join(failures) or "see the Dagster UI")
+
+
+def _failure_text(failure) -> str:
+    """A step's failure as the user should read it: our Failure's description, else the error's message."""
+    if failure.user_failure_data is not None and failure.user_failure_data.description:
+        return failure.user_failure_data.description.strip()
+    return failure.error.message.strip()
 
 
 def _delivered_months(paths: PlatformPaths) -> dict[str, list[str]]:
