@@ -28,6 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,16 +143,22 @@ class CandidateExtract:
 
     Used as a context manager: leaving the block without ``publish()`` (an error, a
     refused check) deletes the candidate, so the previous extract stays as it was.
+    The build's temporary tables hold matricules (population, maps, selected rows); if
+    DuckDB spills them to disk, it does so in a private folder of the system's temporary
+    directory, deleted with the candidate, never beside the extracts (DuckDB's default).
     """
 
     def __init__(self, extracts: Path, project: str):
         self.target = extracts / f"{project}.duckdb"
         self.path = extracts / f".{project}.{uuid.uuid4().hex}.partial.duckdb"
+        self.spill: Path | None = None
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> CandidateExtract:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.con = duckdb.connect(str(self.path))  # inside the 0700 extracts folder; 0600 before it gets its name
+        self.spill = Path(tempfile.mkdtemp(prefix="lmdp-build-"))  # mode 0700
+        # inside the 0700 extracts folder; 0600 before it gets its name
+        self.con = duckdb.connect(str(self.path), config={"temp_directory": str(self.spill)})
         os.chmod(self.path, PRIVATE_FILE)
         return self
 
@@ -165,6 +173,7 @@ class CandidateExtract:
         self.con.close()
         self.path.unlink(missing_ok=True)
         Path(f"{self.path}.wal").unlink(missing_ok=True)
+        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 class ExtractBuilder:

@@ -6,6 +6,7 @@ import base64
 import re
 import secrets
 import stat
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -223,3 +224,15 @@ def test_a_candidate_left_without_publishing_never_replaces_the_extract(built):
             raise RuntimeError("refused")
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_spilled_temporary_tables_never_land_beside_the_extracts(built, tmp_path):
+    """The build's temporary tables hold matricules: if DuckDB spills them, it is to a private folder, removed after."""
+    from lmdp_pipeline.extract import CandidateExtract
+
+    with CandidateExtract(tmp_path / "extracts", "P2026-001") as candidate:
+        spill = Path(candidate.con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+        assert spill.is_dir() and stat.S_IMODE(spill.stat().st_mode) == 0o700
+        assert (tmp_path / "extracts") not in spill.parents
+    assert not spill.exists()
+    assert [p.name for p in (tmp_path / "extracts").iterdir()] == []
