@@ -33,6 +33,7 @@ from .approvals import ExternalColumn, ExternalDataset
 from .contracts.models import IdentifierFormat
 from .files import sha256_of
 from .identifiers import identifier_checks, install_macros
+from .spill import connect, spill_folder
 from .sql import quote_identifier as q
 from .sql import quote_literal
 
@@ -231,6 +232,6 @@ def inspect_external(directory: Path, project: str, name: str, dataset: External
 
     Raises ExternalDataRefused exactly as a build would.
     """
-    with duckdb.connect() as con:
+    with spill_folder(directory) as spill, connect(spill) as con:
         invalid = check_external(con, external_file(directory, project, dataset), name, dataset, "external_raw")
         return con.execute("SELECT count(*) FROM external_raw").fetchone()[0], invalid

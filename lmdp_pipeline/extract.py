@@ -28,8 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from .granularity import level_expression
 from .keys import ProjectKey
 from .pseudonyms import build_map
 from .scope import period_parameters, population_sql, register_rows_sql
+from .spill import connect, spill_folder
 from .sql import quote_identifier as q
 
 PRIVATE_FILE = 0o600
@@ -144,21 +143,19 @@ class CandidateExtract:
     Used as a context manager: leaving the block without ``publish()`` (an error, a
     refused check) deletes the candidate, so the previous extract stays as it was.
     The build's temporary tables hold matricules (population, maps, selected rows); if
-    DuckDB spills them to disk, it does so in a private folder of the system's temporary
-    directory, deleted with the candidate, never beside the extracts (DuckDB's default).
+    DuckDB spills them to disk, it does so in ``spill`` (a ``spill.spill_folder`` of the
+    identified zone), never beside the extracts, which is DuckDB's default.
     """
 
-    def __init__(self, extracts: Path, project: str):
+    def __init__(self, extracts: Path, project: str, spill: Path):
         self.target = extracts / f"{project}.duckdb"
         self.path = extracts / f".{project}.{uuid.uuid4().hex}.partial.duckdb"
-        self.spill: Path | None = None
+        self.spill = spill
         self.con: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> CandidateExtract:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.spill = Path(tempfile.mkdtemp(prefix="lmdp-build-"))  # mode 0700
-        # inside the 0700 extracts folder; 0600 before it gets its name
-        self.con = duckdb.connect(str(self.path), config={"temp_directory": str(self.spill)})
+        self.con = connect(self.spill, str(self.path))  # inside the 0700 extracts folder; 0600 before it gets its name
         os.chmod(self.path, PRIVATE_FILE)
         return self
 
@@ -173,7 +170,6 @@ class CandidateExtract:
         self.con.close()
         self.path.unlink(missing_ok=True)
         Path(f"{self.path}.wal").unlink(missing_ok=True)
-        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 class ExtractBuilder:
@@ -268,7 +264,7 @@ def build_extract(
     """
     from .extract_checks import check_extract, persons_per_table
 
-    with CandidateExtract(extracts, approval.project) as candidate:
+    with spill_folder(warehouse) as spill, CandidateExtract(extracts, approval.project, spill) as candidate:
         builder = ExtractBuilder(candidate.con, approval, contracts, warehouse, key)
         builder.scope()
         for register in approval.variables:

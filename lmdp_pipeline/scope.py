@@ -14,6 +14,7 @@ from typing import Any
 
 from .approvals import Approval, Condition
 from .contracts import Contract, ContractSet, Variable, VariableType
+from .spill import connect, spill_folder
 from .sql import quote_identifier as q
 from .sql import quote_literal
 
@@ -102,11 +103,8 @@ def available_months(warehouse: Path, registers: list[str]) -> list[str]:
 
 def estimate(approval: Approval, contracts: ContractSet, warehouse: Path) -> tuple[int, dict[str, int]]:
     """Persons in the population and rows per requested register, counted in the warehouse."""
-    import duckdb
-
     sql, params = population_sql(approval, contracts, warehouse)
-    con = duckdb.connect()
-    try:
+    with spill_folder(warehouse) as spill, connect(spill) as con:
         # no key is needed to count: the population table gets empty pseudonyms
         con.execute(f"CREATE TEMP TABLE population AS SELECT person AS identifier, NULL AS pseudonym FROM ({sql})", params)
         persons = con.execute("SELECT count(*) FROM population").fetchone()[0]
@@ -116,6 +114,4 @@ def estimate(approval: Approval, contracts: ContractSet, warehouse: Path) -> tup
             population = "population" if contract.has_persons else None
             sql = register_rows_sql(contract, warehouse, population, [contract.delivery.month_column])
             rows[register] = con.execute(f"SELECT count(*) FROM ({sql})", period_parameters(approval)).fetchone()[0]
-    finally:
-        con.close()
     return persons, rows

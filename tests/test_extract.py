@@ -163,7 +163,7 @@ def tampered(built, small_home, contracts, tmp_path):
     approval = approval_for("P2026-001")
 
     def failing(tamper) -> dict[str, list[str]]:
-        with CandidateExtract(tmp_path, approval.project) as candidate:
+        with CandidateExtract(tmp_path, approval.project, tmp_path / "spill") as candidate:
             builder = ExtractBuilder(candidate.con, approval, contracts, small_home.warehouse, key)
             builder.scope()
             for register in approval.variables:
@@ -213,26 +213,27 @@ def test_a_matricule_in_a_cell_is_caught_and_never_shown(tampered):
     assert not any(leaked[0] in p for p in problems), "the report never shows the value"
 
 
-def test_a_candidate_left_without_publishing_never_replaces_the_extract(built):
+def test_a_candidate_left_without_publishing_never_replaces_the_extract(built, tmp_path):
     from lmdp_pipeline.extract import CandidateExtract
 
     result, _ = built["P2026-001"]
     before = result.path.read_bytes()
     with pytest.raises(RuntimeError, match="refused"):
-        with CandidateExtract(result.path.parent, "P2026-001") as candidate:
+        with CandidateExtract(result.path.parent, "P2026-001", tmp_path) as candidate:
             candidate.con.execute("CREATE TABLE individuals AS SELECT 1 AS x")
             raise RuntimeError("refused")
     assert result.path.read_bytes() == before
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
 
 
-def test_spilled_temporary_tables_never_land_beside_the_extracts(built, tmp_path):
-    """The build's temporary tables hold matricules: if DuckDB spills them, it is to a private folder, removed after."""
+def test_spilled_temporary_tables_stay_in_the_identified_zone(built, small_home, tmp_path):
+    """The build's temporary tables hold matricules: DuckDB may spill them only under warehouse/.spill, removed after."""
     from lmdp_pipeline.extract import CandidateExtract
+    from lmdp_pipeline.spill import spill_folder
 
-    with CandidateExtract(tmp_path / "extracts", "P2026-001") as candidate:
-        spill = Path(candidate.con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
-        assert spill.is_dir() and stat.S_IMODE(spill.stat().st_mode) == 0o700
-        assert (tmp_path / "extracts") not in spill.parents
-    assert not spill.exists()
-    assert [p.name for p in (tmp_path / "extracts").iterdir()] == []
+    zone = small_home.warehouse / ".spill"
+    with spill_folder(small_home.warehouse) as spill, CandidateExtract(tmp_path / "extracts", "P2026-001", spill) as candidate:
+        assert Path(candidate.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]) == spill
+        assert spill.parent == zone and stat.S_IMODE(spill.stat().st_mode) == 0o700
+    assert not spill.exists() and [p.name for p in (tmp_path / "extracts").iterdir()] == []
+    assert zone.is_dir() and not any(zone.iterdir()), "the builds of this module spilled there and left nothing"

@@ -9,16 +9,13 @@ one by one.
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
 
 from ..contracts import ContractSet
 from ..paths import PlatformPaths
 from ..period import parse_month
+from ..spill import connect, spill_folder
 from .report import Check, DeliveryRefused, Finding, ValidationReport
 from .staging import sql_type, stage, warehouse_file
 from .store import previous_month, promote, quarantine, stored_rows, write_candidate
@@ -45,11 +42,6 @@ class IngestResult:
         return self.report.rows_read - self.rows_stored
 
 
-def _connect(spill: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to ``spill`` beyond the memory limit (large months)."""
-    return duckdb.connect(config={"memory_limit": DUCKDB_MEMORY_LIMIT, "temp_directory": str(spill)})
-
-
 def _refuse(report: ValidationReport, source: Path, paths: PlatformPaths) -> DeliveryRefused:
     return DeliveryRefused(report, str(quarantine(source, report, paths.quarantine)))
 
@@ -68,36 +60,35 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
     if problems:
         report.findings += problems
         raise _refuse(report, source, paths)
-    spill = paths.warehouse / ".spill" / uuid.uuid4().hex
-    con = _connect(spill)
-    partial: Path | None = None
-    try:
-        rules, missing = stage(con, scan_sql(source, contract, header), contract, paths.warehouse, month)
-        report.findings += rejected_lines(con)
-        for target in missing:
-            report.findings.append(Finding(
-                Check.integrity, "referenced month in the warehouse", None, 0,
-                hint=f"{target} is not in the warehouse yet: ingest it first (register_refresh does it in order)",
-            ))
-        previous = stored_rows(con, warehouse_file(paths.warehouse, register, previous_month(month)))
-        rows, findings = validate_staged(con, contract, rules, month, previous)
-        report.values_checked = True
-        report.rows_read = rows + sum(f.rows for f in report.findings_for(Check.structure))
-        report.findings += findings
-        minimum = contract.quality.min_rows
-        if rows < minimum:
-            report.findings.append(Finding(
-                Check.structure, f"at least {minimum} data row(s)", None, rows,
-                hint="the file has a header but no rows; ask the source whether the month is missing",
-            ))
-        if report.refused:
-            raise _refuse(report, source, paths)
-        partial = write_candidate(con, contract, paths.warehouse, month, report.sha256)
-        stored = promote(partial, contract, paths.warehouse, month)
-        schema = [(v.name, sql_type(v)) for v in contract.variables]
-        return IngestResult(register, month, source, stored, report, rows, schema)
-    finally:
-        if partial is not None:
-            partial.unlink(missing_ok=True)  # refused, or failed: the candidate never becomes visible
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+    with spill_folder(paths.warehouse) as spill:
+        con = connect(spill, memory_limit=DUCKDB_MEMORY_LIMIT)
+        partial: Path | None = None
+        try:
+            rules, missing = stage(con, scan_sql(source, contract, header), contract, paths.warehouse, month)
+            report.findings += rejected_lines(con)
+            for target in missing:
+                report.findings.append(Finding(
+                    Check.integrity, "referenced month in the warehouse", None, 0,
+                    hint=f"{target} is not in the warehouse yet: ingest it first (register_refresh does it in order)",
+                ))
+            previous = stored_rows(con, warehouse_file(paths.warehouse, register, previous_month(month)))
+            rows, findings = validate_staged(con, contract, rules, month, previous)
+            report.values_checked = True
+            report.rows_read = rows + sum(f.rows for f in report.findings_for(Check.structure))
+            report.findings += findings
+            minimum = contract.quality.min_rows
+            if rows < minimum:
+                report.findings.append(Finding(
+                    Check.structure, f"at least {minimum} data row(s)", None, rows,
+                    hint="the file has a header but no rows; ask the source whether the month is missing",
+                ))
+            if report.refused:
+                raise _refuse(report, source, paths)
+            partial = write_candidate(con, contract, paths.warehouse, month, report.sha256)
+            stored = promote(partial, contract, paths.warehouse, month)
+            schema = [(v.name, sql_type(v)) for v in contract.variables]
+            return IngestResult(register, month, source, stored, report, rows, schema)
+        finally:
+            if partial is not None:
+                partial.unlink(missing_ok=True)  # refused, or failed: the candidate never becomes visible
+            con.close()

@@ -1,0 +1,38 @@
+"""Where DuckDB may spill temporary data that holds identifiers: a private folder in the identified zone.
+
+When memory runs short DuckDB writes temporary tables and large intermediate results to
+disk, by default beside the database file (``<file>.tmp``) or in ``.tmp`` under the
+working directory. Ingestion, extract builds, estimates and external-file checks hold
+matricules in such tables, so each of their connections gets its own folder under
+``<zone>/.spill/`` (mode 0700) inside the zone whose data it holds, removed when the work
+is done, whatever happens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+SPILL = ".spill"
+
+
+@contextmanager
+def spill_folder(zone: Path) -> Iterator[Path]:
+    folder = Path(zone) / SPILL / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    os.chmod(folder, 0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def connect(spill: Path, database: str = ":memory:", **settings) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose temporary data can only go to ``spill``."""
+    return duckdb.connect(database, config={"temp_directory": str(spill), **settings})
