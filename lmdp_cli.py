@@ -66,7 +66,8 @@ def _run_job(paths: PlatformPaths, job_name: str, partition_key: str | None = No
     )
     label = f"{job_name}" + (f" [{partition_key}]" if partition_key else "")
     if result.success:
-        print(f"{label}: succeeded (run {result.run_id})")
+        # one write per line: refresh workers print side by side into the same stream
+        print(f"{label}: succeeded (run {result.run_id})\n", end="", flush=True)
         return None
     failures = [_failure_text(e.step_failure_data) for e in result.all_events if e.is_step_failure]
     return f"{label} failed (run {result.run_id}): " + ("; ".join(failures) or "see the Dagster UI")
@@ -242,8 +243,10 @@ def cmd_keys_rotate(args: argparse.Namespace, paths: PlatformPaths) -> None:
     from lmdp_pipeline.keys import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKey
     from lmdp_pipeline.projects import keystore
 
-    new_master = MasterKey.from_file(Path(args.new_key_file))
+    new_master = MasterKey.from_file(Path(args.new_key_file).resolve())
     store = keystore(paths)
+    if store.master_material_is(new_master):
+        raise CommandError(f"{args.new_key_file} holds the master key in use: generate a new one; nothing was rewrapped")
     rewrapped = store.rewrap(new_master)
     audit.record(paths.audit, "master_key_rotated", projects=rewrapped, new_master=new_master.origin)
     print(f"{len(rewrapped)} project keys rewrapped under the master key in {args.new_key_file}; no pseudonym changes.")

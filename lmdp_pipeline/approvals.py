@@ -142,6 +142,8 @@ def _field(loc: Iterable[Any]) -> str:
 
 def parse_approval(path: Path) -> Approval:
     """Read and type one approval file; errors name the file and the field."""
+    if not path.is_file():
+        raise ApprovalError([f"{path}: the file does not exist"])
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:

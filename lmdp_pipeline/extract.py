@@ -317,6 +317,7 @@ def _write_documentation(
         "key_id": key.key_id,
         "contract_versions": json.dumps({t.name: contracts[t.name].version for t in tables if t.name in contracts.registers}),
         "table_rows": json.dumps({t.name: t.rows for t in tables}),
+        "table_grains": json.dumps({t.name: contracts[t.name].grain for t in tables if t.name in contracts.registers}),
         **{f"{e.name}_sha256": e.sha256 for e in externals},
         **{f"{e.name}_linkage": json.dumps(e.linkage.as_dict()) for e in externals},
         **{k: v if isinstance(v, str) else json.dumps(v) for k, v in provenance.items()},
@@ -327,11 +328,18 @@ def _write_documentation(
     con.executemany("INSERT INTO _inputs VALUES (?, ?, ?, ?, ?)", [
         (i["register"], i["month"], i["file"], i["source_sha256"], i["rows"]) for i in input_files(approval, warehouse, con)
     ] + [(e.name, None, f"external/{approval.project}/{e.file.name}", e.sha256, e.linkage.rows_read) for e in externals])
-    con.execute("CREATE TABLE _dictionary (table_name VARCHAR, column_name VARCHAR, level VARCHAR, description VARCHAR, codes VARCHAR)")
+    con.execute(
+        "CREATE TABLE _dictionary (table_name VARCHAR, column_name VARCHAR, data_type VARCHAR, level VARCHAR, "
+        "description VARCHAR, codes VARCHAR)"
+    )
     con.execute("CREATE TABLE _lineage (table_name VARCHAR, column_name VARCHAR, source VARCHAR, transformations VARCHAR)")
+    types = {(t, c): d for t, c, d in con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = current_database()"
+    ).fetchall()}
     for table in tables:
-        con.executemany("INSERT INTO _dictionary VALUES (?, ?, ?, ?, ?)", [
-            (table.name, c.name, c.level, c.description, json.dumps(c.labels, ensure_ascii=False) if c.labels else None)
+        con.executemany("INSERT INTO _dictionary VALUES (?, ?, ?, ?, ?, ?)", [
+            (table.name, c.name, types[(table.name, c.name)], c.level, c.description,
+             json.dumps(c.labels, ensure_ascii=False) if c.labels else None)
             for c in table.columns
         ])
         con.executemany("INSERT INTO _lineage VALUES (?, ?, ?, ?)", [

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hmac
 import json
 import logging
 import os
@@ -156,6 +157,29 @@ def _utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def tombstone_file(keys_dir: Path, project: str) -> Path:
+    return Path(keys_dir) / f"{project}.destroyed.json"
+
+
+def destroyed_message(keys_dir: Path, project: str) -> str | None:
+    """Why a project can never be built again, from its tombstone; None if its key was never destroyed.
+
+    Needs no master key, so approval checks can say it before anything is unwrapped.
+    """
+    tombstone = tombstone_file(keys_dir, project)
+    if not tombstone.exists():
+        return None
+    try:
+        record = json.loads(tombstone.read_text(encoding="utf-8"))
+        when = f" on {record.get('destroyed')} ({record.get('reason')})"
+    except (OSError, ValueError):
+        when = ""
+    return (
+        f"the key of project {project} was destroyed{when}: its extracts can never be rebuilt, "
+        "and a new key is never made for it; a continuation needs a new project id"
+    )
+
+
 class Keystore:
     """Project keys in one folder, wrapped by one master key."""
 
@@ -176,7 +200,7 @@ class Keystore:
 
     def tombstone(self, project: str) -> Path:
         self._check_project(project)
-        return self.directory / f"{project}.destroyed.json"
+        return tombstone_file(self.directory, project)
 
     def projects(self) -> list[str]:
         return sorted(p.name.removesuffix(".key.json") for p in self.directory.glob("*.key.json"))
@@ -211,15 +235,7 @@ class Keystore:
         return key
 
     def _destroyed_message(self, project: str) -> str:
-        try:
-            record = json.loads(self.tombstone(project).read_text(encoding="utf-8"))
-            when = f" on {record.get('destroyed')} ({record.get('reason')})"
-        except (OSError, ValueError):
-            when = ""
-        return (
-            f"the key of project {project} was destroyed{when}: its extracts can never be rebuilt, "
-            "and a new key is never made for it; a continuation needs a new project id"
-        )
+        return destroyed_message(self.directory, project) or f"the key of project {project} was destroyed"
 
     def load(self, project: str) -> ProjectKey:
         path = self.key_file(project)
@@ -260,6 +276,10 @@ class Keystore:
         self.key_file(project).unlink()
         log.info("destroyed key %s of project %s: %s", key.key_id, project, reason)
         return key.key_id
+
+    def master_material_is(self, other: MasterKey) -> bool:
+        """Whether ``other`` is the master key this keystore uses (compared in constant time)."""
+        return hmac.compare_digest(self._master.material, other.material)
 
     def rewrap(self, new_master: MasterKey) -> list[str]:
         """Re-encrypt every project key under ``new_master``; the keys, and so every pseudonym, stay the same.

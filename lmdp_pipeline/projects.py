@@ -16,7 +16,7 @@ from .approvals import Approval, ApprovalError, check_approval, parse_approval
 from .external import external_file
 from .files import sha256_of
 from .contracts import ContractSet
-from .keys import KeyNotFound, Keystore, MasterKey, ProjectKey
+from .keys import KeyNotFound, Keystore, MasterKey, ProjectKey, destroyed_message
 from .paths import PlatformPaths
 from .scope import available_months
 
@@ -42,6 +42,9 @@ def check(paths: PlatformPaths, contracts: ContractSet, path: Path, today: dt.da
     approval = parse_approval(path)
     registers = sorted(({b.register for b in approval.population} | set(approval.variables)) & set(contracts.registers))
     problems = check_approval(approval, contracts, available_months(paths.warehouse, registers), today or dt.date.today(), path)
+    retired = destroyed_message(paths.keys, approval.project)
+    if retired:
+        problems.append(f"{path}: project {approval.project} is retired: {retired}")
     for name, dataset in approval.external.items():
         file = external_file(paths.external, approval.project, dataset)
         if not file.is_file():

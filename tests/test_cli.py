@@ -139,7 +139,11 @@ def test_keys_rotate_rewraps_every_key_and_keeps_every_pseudonym(tmp_path):
     before = {p: store.create(p).material for p in ("P2026-001", "P2026-002")}
     new_file = tmp_path / "new-master.b64"
     new_file.write_text(base64.b64encode(new).decode())
-    wrong = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=base64.b64encode(new).decode())
+    same = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=base64.b64encode(new).decode())
+    assert same.returncode == 1 and "holds the master key in use" in same.stderr
+    other = tmp_path / "other-master.b64"
+    other.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+    wrong = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=other.read_text())
     assert wrong.returncode == 1 and "P2026-00" in wrong.stderr, "the current master key must unwrap every key first"
     assert Keystore(tmp_path / "keys", MasterKey(old, "old")).load("P2026-001").material == before["P2026-001"]
     done = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=base64.b64encode(old).decode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import stat
@@ -108,6 +109,7 @@ def test_documentation_tables(built):
     with connect(result) as con:
         manifest = dict(con.execute("SELECT item, value FROM _manifest").fetchall())
         dictionary = con.execute("SELECT level, codes FROM _dictionary WHERE table_name = 'individuals' AND column_name = 'i_citizenship'").fetchone()
+        types = dict(con.execute("SELECT column_name, data_type FROM _dictionary WHERE table_name = 'individuals'").fetchall())
         lineage = con.execute("SELECT source, transformations FROM _lineage WHERE table_name = 'jobs' AND column_name = 'employer_id'").fetchone()
     assert manifest["key_id"] == key.key_id and manifest["project"] == "P2026-001"
     with connect(result) as con:
@@ -116,6 +118,8 @@ def test_documentation_tables(built):
     assert all(length == 64 and rows > 0 for _, _, length, rows in inputs)
     assert '"individuals": ' in manifest["table_rows"]
     assert dictionary[0] == "group" and "Other EU-27" in dictionary[1]
+    assert types["i_birth_date"] == "BIGINT" and types["person_id"] == "VARCHAR", "a year is an integer, and the file says so"
+    assert "individuals" in json.loads(manifest["table_grains"])
     assert lineage == ("jobs.j_employer", "pseudonymised with the project's key; filtered to the project's population and period")
 
 

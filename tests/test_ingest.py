@@ -146,6 +146,30 @@ def test_row_numbers_point_at_the_broken_rows(paths, contracts):
     assert finding.rows == 2 and finding.first_rows == (4, 9)
 
 
+def test_a_line_with_two_extra_fields_counts_once_and_rows_read_are_the_file_rows(paths, contracts):
+    delivery = paths.delivery_file("jobs", MONTHS[1])
+    rows = rows_of(delivery)
+    data = [r for r in rows[1:] if r]
+    rows[10] = rows[10] + ["x", "y"]  # data row 10: DuckDB records one error per extra field
+    rows[20] = rows[20] + ["z"]
+    write_rows(delivery, rows)
+    with pytest.raises(DeliveryRefused) as refused:
+        ingest_delivery(paths, contracts, "jobs", MONTHS[1])
+    [finding] = [f for f in refused.value.report.errors if "more columns" in f.rule]
+    assert (finding.rows, finding.first_rows) == (2, (10, 20))
+    assert refused.value.report.rows_read == len(data)
+
+
+def test_a_refused_header_says_the_rows_were_not_read(paths, contracts):
+    delivery = paths.delivery_file("jobs", MONTHS[1])
+    text_edit("j_wage", "j_salary", 1)(delivery)
+    with pytest.raises(DeliveryRefused) as refused:
+        ingest_delivery(paths, contracts, "jobs", MONTHS[1])
+    report = open(refused.value.quarantine_report, encoding="utf-8").read()
+    assert "data rows: not read (the file's structure was refused first)" in report and "data rows read: 0" not in report
+    assert "| error | structure | j_wage | missing column | — |" in report
+
+
 def test_quarantine_keeps_the_file_and_a_readable_report(paths, contracts):
     delivery = paths.delivery_file("jobs", MONTHS[1])
     set_value(delivery, "j_hours", 3, "forty")

@@ -136,6 +136,8 @@ def test_expiry_deletes_the_extract_destroys_the_key_and_refuses_later_builds(pr
         path.write_text(path.read_text().replace("status: revoked", "status: approved"))
         again = tick(project_approvals, instance, home)
         assert "P2026-002" not in {r.partition_key for r in again.run_requests}, "a destroyed key is never remade"
+        refused = [e for e in audit.entries(home.audit) if e["event"] == "approval_refused"]
+        assert any("project P2026-002 is retired: the key of project P2026-002 was destroyed on" in p for p in refused[-1]["problems"])
         failed = build(project_assets, home, instance, "P2026-002")
         assert not failed.success
 

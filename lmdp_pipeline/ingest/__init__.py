@@ -65,7 +65,8 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
         partial: Path | None = None
         try:
             rules, missing = stage(con, scan_sql(source, contract, header), contract, paths.warehouse, month)
-            report.findings += rejected_lines(con)
+            rejected, rejected_count = rejected_lines(con)
+            report.findings += rejected
             for target in missing:
                 report.findings.append(Finding(
                     Check.integrity, "referenced month in the warehouse", None, 0,
@@ -74,7 +75,7 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
             previous = stored_rows(con, warehouse_file(paths.warehouse, register, previous_month(month)))
             rows, findings = validate_staged(con, contract, rules, month, previous)
             report.values_checked = True
-            report.rows_read = rows + sum(f.rows for f in report.findings_for(Check.structure))
+            report.rows_read = rows + rejected_count
             report.findings += findings
             minimum = contract.quality.min_rows
             if rows < minimum:

@@ -101,14 +101,14 @@ class ValidationReport:
             "",
             f"- register: {self.register}, month: {self.month}, contract version {self.contract_version}",
             f"- sha256: {self.sha256}",
-            f"- data rows read: {self.rows_read}",
+            f"- data rows read: {self.rows_read}" if self.values_checked else "- data rows: not read (the file's structure was refused first)",
             "",
             "| severity | check | column | rule | rows | first data rows | what to do |",
             "|---|---|---|---|---|---|---|",
         ]
         for f in self.findings:
             first = ", ".join(str(r) for r in f.first_rows)
-            lines.append(f"| {f.severity} | {f.check} | {f.column or ''} | {f.rule} | {f.rows} | {first} | {f.hint} |")
+            lines.append(f"| {f.severity} | {f.check} | {f.column or ''} | {f.rule} | {f.rows or '—'} | {first} | {f.hint} |")
         lines += [
             "",
             "Row numbers count data rows: row 1 is the line after the header.",
@@ -126,9 +126,9 @@ class DeliveryRefused(Exception):
         self.report = report
         self.quarantine_report = quarantine_report
         first = report.errors[0]
-        more = f" and {len(report.errors) - 1} more rule(s)" if len(report.errors) > 1 else ""
-        where = f"; report: {quarantine_report}" if quarantine_report else ""
+        more = f" (and {len(report.errors) - 1} more rule(s), see the report)" if len(report.errors) > 1 else ""
+        where = f" Report: {quarantine_report}." if quarantine_report else ""
         super().__init__(
-            f"delivery {report.file} refused: {first.describe()}{more}{where}. "
+            f"delivery {report.file} refused: {first.describe()}{more}.{where} "
             "The warehouse keeps the last accepted delivery of this month."
         )

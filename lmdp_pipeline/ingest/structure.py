@@ -123,16 +123,21 @@ def scan_sql(path: Path, contract: Contract, header: Header) -> str:
     )
 
 
-def rejected_lines(con: duckdb.DuckDBPyConnection) -> list[Finding]:
-    """Findings from DuckDB's reject table (after a scan with store_rejects)."""
+def rejected_lines(con: duckdb.DuckDBPyConnection) -> tuple[list[Finding], int]:
+    """Findings from DuckDB's reject table (after a scan with store_rejects), and the number of lines rejected.
+
+    DuckDB records one error per column that fails on a line (a line with two extra
+    fields gives two), so lines are counted once per rule and once in the total.
+    """
     rows = con.execute(
-        """SELECT error_type::VARCHAR, count(*), list(line ORDER BY line)[1:?]
+        """SELECT error_type::VARCHAR, count(DISTINCT line), list(DISTINCT line ORDER BY line)[1:?]
            FROM reject_errors GROUP BY 1 ORDER BY 1""",
         [MAX_ROWS_SHOWN],
     ).fetchall()
+    total = con.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchone()[0]
     findings = []
     for error_type, count, lines in rows:
         rule, hint = REJECT_RULES.get(error_type, ("unreadable line", "check the line"))
         # DuckDB counts file lines from 1, header included: data row = line - 1.
         findings.append(Finding(Check.structure, rule, None, count, tuple(int(n) - 1 for n in lines), hint=hint))
-    return findings
+    return findings, total
