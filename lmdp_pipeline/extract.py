@@ -74,7 +74,7 @@ class TableResult:
 @dataclass
 class ExtractResult:
     path: Path
-    persons: int  # distinct person_ids, filled from the checks' profile once they pass
+    persons: int  # the population
     tables: list[TableResult]
     checks: list = field(default_factory=list)  # extract_checks.CheckOutcome
     externals: list[ExternalTable] = field(default_factory=list)

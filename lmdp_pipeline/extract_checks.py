@@ -153,6 +153,12 @@ def _approved_items_only(con, approval: Approval, contracts: ContractSet) -> lis
     expected |= {f"external_{name}": ["person_id", *dataset.columns] for name, dataset in approval.external.items()}
     tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
     problems = [f"table {t} was not approved" for t in sorted(tables - set(expected) - DOCUMENTATION_TABLES)]
+    others = con.execute(
+        """SELECT 'view ' || view_name FROM duckdb_views() WHERE database_name = current_database() AND NOT internal
+           UNION ALL SELECT DISTINCT 'macro ' || function_name FROM duckdb_functions()
+           WHERE database_name = current_database() AND NOT internal ORDER BY 1"""
+    ).fetchall()
+    problems += [f"{what} was not approved (an extract holds tables only)" for (what,) in others]
     for table, columns in expected.items():
         actual = [c for (c,) in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND table_name = ? ORDER BY column_index", [table]

@@ -85,9 +85,13 @@ MACROS = {  # name -> (parameter, body), in dependency order
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the identifier macros on a connection (in dependency order)."""
+    """Create the identifier macros on a connection (in dependency order), as temporary macros.
+
+    Temporary, so that they never become part of a database file the connection writes
+    (an extract checking external matricules would otherwise ship them).
+    """
     for name, (parameter, body) in MACROS.items():
-        con.execute(f"CREATE OR REPLACE MACRO {name}({parameter}) AS {body}")
+        con.execute(f"CREATE OR REPLACE TEMP MACRO {name}({parameter}) AS {body}")
 
 
 def identifier_checks(text: str, fmt: IdentifierFormat) -> tuple[str, str]:

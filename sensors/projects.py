@@ -23,7 +23,8 @@ from assets.projects import PROJECTS, build_selection
 from assets.resources import PlatformResource
 from lmdp_pipeline import audit
 from lmdp_pipeline.approvals import ApprovalError, parse_approval
-from lmdp_pipeline.keys import KeystoreError
+from lmdp_pipeline.keys import KeystoreError, destroyed_message
+from lmdp_pipeline.paths import PlatformPaths
 from lmdp_pipeline.projects import CheckedApproval, check, ensure_key, fingerprint, is_retired, retire
 
 from .jobs import project_build
@@ -33,6 +34,15 @@ def _warehouse_months(warehouse: Path) -> str:
     """A digest of the register months in the warehouse (file names only: cheap on every tick)."""
     names = sorted(p.name for p in warehouse.glob("*/*.parquet"))
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def _new_months_may_help(paths: PlatformPaths, path: Path) -> bool:
+    """False for refusals no delivery can cure: an unreadable spec, a revoked, expired or retired project."""
+    try:
+        approval = parse_approval(path)
+    except ApprovalError:
+        return False
+    return not is_retired(approval) and destroyed_message(paths.keys, approval.project) is None
 
 
 def build_request(checked: CheckedApproval) -> dg.RunRequest:
@@ -63,13 +73,12 @@ def project_approvals(context: dg.SensorEvaluationContext, platform: PlatformRes
         try:
             checked = check(platform.paths, platform.contracts(), path)
         except ApprovalError as error:
-            current[path.name] += f"|{months}"  # refused while the warehouse holds these months
             refused.append(f"{path.name}: " + "; ".join(error.problems))
             audit.record(platform.paths.audit, "approval_refused", file=path.name, fingerprint=current[path.name], problems=error.problems)
+            if _new_months_may_help(platform.paths, path):
+                current[path.name] += f"|{months}"  # looked at again when the warehouse's months change
             continue
         approval = checked.approval
-        if is_retired(approval):
-            continue  # project_expiry takes it from here
         try:
             key = ensure_key(platform.keystore(), approval.project, platform.paths.audit)
         except KeystoreError as error:

@@ -194,10 +194,13 @@ def test_all_checks_pass_on_a_built_extract(built):
         ("UPDATE jobs SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period", "jobs: 1 persons outside the population"),
         ("ALTER TABLE absences ADD COLUMN ab_diagnosis VARCHAR", "approved_items_only", "ab_diagnosis"),
         ("CREATE TABLE benefits_in_kind AS SELECT 1 AS x", "approved_items_only", "table benefits_in_kind was not approved"),
+        ("CREATE MACRO lmdp_check(n) AS n % 10", "approved_items_only", "macro lmdp_check was not approved"),
+        ("CREATE VIEW everything AS SELECT * FROM jobs", "approved_items_only", "view everything was not approved"),
         ("UPDATE absences SET ab_reason = 'Marie Schmit' WHERE rowid = 0", "no_direct_identifiers", "hold spaces"),
         ("UPDATE jobs SET person_id = 'P' || person_id WHERE rowid = 0", "pseudonyms_unique", "jobs: 1 person_id values are not pseudonyms"),
     ],
-    ids=["finer-code", "commune-for-canton", "outside-period", "stranger", "restricted-column", "extra-table", "a-name", "not-a-pseudonym"],
+    ids=["finer-code", "commune-for-canton", "outside-period", "stranger", "restricted-column", "extra-table", "macro", "view",
+         "a-name", "not-a-pseudonym"],
 )
 def test_each_check_catches_its_breach(tampered, statement, check, words):
     problems = tampered(lambda con: con.execute(statement))

@@ -188,16 +188,21 @@ def test_a_refused_external_file_fails_the_build_and_keeps_the_extract(project_a
 def test_an_approval_refused_for_missing_months_builds_once_they_are_ingested(home):
     path = home.approvals / "P2026-002.yaml"
     path.write_text(path.read_text().replace("to: 2024-03", "to: 2024-04"))
+    revoked = home.approvals / "P2026-001.yaml"
+    revoked.write_text(revoked.read_text().replace("status: approved", "status: revoked"))
     with dg.instance_for_test() as instance:
         first = tick(project_approvals, instance, home)
-        assert "P2026-002" not in {r.partition_key for r in first.run_requests}
-        [refused] = [e for e in audit.entries(home.audit) if e["event"] == "approval_refused"]
-        assert "outside the months available" in refused["problems"][0]
+        assert first.run_requests == []
+        refused = {e["file"]: e for e in audit.entries(home.audit) if e["event"] == "approval_refused"}
+        assert "outside the months available" in refused["P2026-002.yaml"]["problems"][0]
+        assert "revoked" in refused["P2026-001.yaml"]["problems"][0]
         again = tick(project_approvals, instance, home, first.cursor)
         assert again.run_requests == [], "nothing changed: not looked at again"
-        assert sum(e["event"] == "approval_refused" for e in audit.entries(home.audit)) == 1
+        assert sum(e["event"] == "approval_refused" for e in audit.entries(home.audit)) == 2
         for register in ("affiliation", "individuals", "cash_benefits", "benefits_in_kind"):
             march = home.warehouse / register / f"{register}_2024-03.parquet"
             shutil.copy(march, march.with_name(f"{register}_2024-04.parquet"))
         later = tick(project_approvals, instance, home, again.cursor)
         assert [r.partition_key for r in later.run_requests] == ["P2026-002"]
+        revoked_refusals = [e for e in audit.entries(home.audit) if e["event"] == "approval_refused" and e["file"] == "P2026-001.yaml"]
+        assert len(revoked_refusals) == 1, "a revoked project is not re-examined when months arrive"
