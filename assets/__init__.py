@@ -1,10 +1,11 @@
 """Dagster assets: thin layers that call into lmdp_pipeline and report metadata."""
 
+from .audit_log import audit_log
 from .dictionary import data_dictionary
 from .projects import build_project_assets
 from .registers import build_register_assets
-from .resources import PlatformResource
+from .resources import KeysResource, PlatformResource, fixed_platform, keys_from_environment
 
-ALL_ASSETS = [data_dictionary, *build_register_assets(), *build_project_assets()]
+ALL_ASSETS = [data_dictionary, audit_log, *build_register_assets(), *build_project_assets()]
 
-__all__ = ["ALL_ASSETS", "PlatformResource", "data_dictionary"]
+__all__ = ["ALL_ASSETS", "KeysResource", "PlatformResource", "data_dictionary", "fixed_platform", "keys_from_environment"]

@@ -1,38 +1,53 @@
 """Assets ``projects/<register>``, ``projects/external`` and ``projects/extract`` on the dynamic partitions ``projects``.
 
-One partition per approved project. The three are one multi-asset, built in one step:
-the project's population is computed once, each requested register's table and each
-external dataset is written straight into the candidate extract, the blocking checks
-run on it, and only then is ``extracts/<project>.duckdb`` replaced (SPEC section 5).
-One step instead of one per register is what keeps a build near the cost of a bare
-copy (docs/benchmarks.md): no table is written twice, and no step pays its own process
-start. ``projects/<register>`` is materialised only for the registers the project asked
-for, each with its own row count, schema and column lineage; ``projects/external`` only
-for projects with external data, with its linkage report. The approval is re-checked
-when the step starts, so an approval revoked or expired since the run was queued
-builds nothing.
+One partition per approved project. The three are one multi-asset, built in one step
+by ``lmdp_pipeline.projects.lifecycle.build_project``: the approval is checked again
+(it must be the one the run was asked to build: ``BuildConfig.fingerprint``), the key
+loaded or created, the population computed once, each requested register's table and
+each external dataset written straight into the candidate extract, the blocking checks
+run on it, and only then is ``extracts/<project>.duckdb`` replaced. Every step is in the
+audit log, written by this run whoever started it (the approval sensor, the UI, ``lmdp
+build``), with the chain head in this run's event log. ``projects/<register>`` is
+materialised only for the registers the project asked for; ``projects/external`` only
+for projects with external data, with its linkage report.
 """
 
 import warnings
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
-from lmdp_pipeline.approvals import Approval, ApprovalError
 from lmdp_pipeline.contracts import ContractSet, load_contracts
 from lmdp_pipeline.dictionary import register_page
-from lmdp_pipeline.extract import ExtractRefused, TableResult, build_extract
-from lmdp_pipeline.extract_checks import CHECKS
-from lmdp_pipeline.external import ExternalDataRefused, row_list
-from lmdp_pipeline.projects import CheckedApproval, approval_file, check, is_retired
+from lmdp_pipeline.keys import KeystoreError
+from lmdp_pipeline.locks import LockTimeout
+from lmdp_pipeline.projects.approval import Approval, ApprovalError, parse_approval
+from lmdp_pipeline.projects.build import ExtractRefused, TableResult
+from lmdp_pipeline.projects.checks import CHECKS
+from lmdp_pipeline.projects.external import ExternalDataRefused, row_list
+from lmdp_pipeline.projects.lifecycle import BuildRefused, build_project
 
 from .registers import OWNERS, register_key
-from .resources import PlatformResource
+from .resources import KeysResource, PlatformResource
 
 PROJECTS = dg.DynamicPartitionsDefinition(name="projects")
 PROJECTS_GROUP = "projects"
 EXTRACT_KEY = dg.AssetKey(["projects", "extract"])
 EXTERNAL_KEY = dg.AssetKey(["projects", "external"])
+PROJECT_TAG = "lmdp/project"
+"""On every run that touches a project (build, retirement): the run queue limits runs per value."""
+
+
+class BuildConfig(dg.Config):
+    """What a build run was asked to build: the approval as the requester saw it."""
+
+    fingerprint: str = Field(
+        default="",
+        description="sha256 of the approval and its external files when the build was requested; the build refuses "
+        "an approval that changed since (empty: build the approval on disk now)",
+    )
+    requested_by: str = Field(default="", description="who asked: the approval sensor, lmdp build (with the account), the UI")
 
 
 def project_key(register: str) -> dg.AssetKey:
@@ -44,14 +59,8 @@ def build_selection(approval: Approval) -> list[dg.AssetKey]:
     return [*(project_key(r) for r in approval.variables), *([EXTERNAL_KEY] if approval.external else []), EXTRACT_KEY]
 
 
-def checked_approval(platform: PlatformResource, project: str) -> CheckedApproval:
-    try:
-        checked = check(platform.paths, platform.contracts(), approval_file(platform.paths, project))
-    except (ApprovalError, FileNotFoundError) as error:
-        raise dg.Failure(description=f"project {project} cannot be built:\n{error}") from None
-    if is_retired(checked.approval):
-        raise dg.Failure(description=f"project {project} is revoked or expired; nothing is built")
-    return checked
+def build_run_config(fingerprint: str, requested_by: str) -> dict:
+    return {"ops": {"project_extract": {"config": {"fingerprint": fingerprint, "requested_by": requested_by}}}}
 
 
 def _table_metadata(table: TableResult, key_id: str, dictionary: Path) -> dict:
@@ -96,9 +105,34 @@ def _register_spec(contract) -> dg.AssetSpec:
         skippable=True,
         description=(
             f"{contract.title} for one project: its population and period only, approved variables at their "
-            "approved levels, identifiers replaced by the project's pseudonyms; a table of the project's extract."
+            "approved levels, identifiers replaced by the project's pseudonyms, rows in pseudonym order; a table of "
+            "the project's extract."
         ),
     )
+
+
+def _requested_by(context: dg.AssetExecutionContext, config: BuildConfig) -> str:
+    tags = context.run.tags
+    return config.requested_by or (f"sensor {tags['dagster/sensor_name']}" if "dagster/sensor_name" in tags else "the Dagster UI")
+
+
+def _built_before(context: dg.AssetExecutionContext, project: str) -> bool:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=EXTRACT_KEY, asset_partitions=[project]), limit=1
+    ).records
+    return bool(records)
+
+
+def _selection_problem(context: dg.AssetExecutionContext, project: str, platform: PlatformResource) -> str | None:
+    try:
+        approval = parse_approval(platform.paths.approval_file(project))
+    except ApprovalError:
+        return None  # the build refuses it, and audits why
+    missing = sorted(k.to_user_string() for k in set(build_selection(approval)) - context.selected_asset_keys)
+    if missing:
+        return (f"project {project}'s tables are built together with its extract: select {', '.join(missing)} too "
+                "(the sensor and `lmdp build` select exactly the project's assets)")
+    return None
 
 
 def build_project_assets(contracts: ContractSet | None = None) -> list[dg.AssetsDefinition]:
@@ -117,9 +151,9 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         owners=OWNERS,
         skippable=True,
         description=(
-            "The researchers' own datasets (external/<project>/), declared in the approval: checked (declared columns "
+            "The researchers' own datasets (`external/<project>/`), declared in the approval: checked (declared columns "
             "and types only, nothing identifying, matricules with valid check digits, one row per person), linked to the "
-            "population under the project's person_id, as external_<name> tables of the extract."
+            "population under the project's person_id, as `external_<name>` tables of the extract."
         ),
     )
     extract = dg.AssetSpec(
@@ -129,9 +163,9 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         kinds={"duckdb"},
         owners=OWNERS,
         description=(
-            "The project's extract, extracts/<project>.duckdb: one table per requested register, external_<name> per "
-            "external dataset, _manifest, _inputs, _dictionary and _lineage; checked before it replaces the previous "
-            "one, permissions 0600."
+            "The project's extract, `extracts/<project>.duckdb`: one table per requested register, `external_<name>` per "
+            "external dataset, `_manifest`, `_inputs`, `_dictionary` and `_lineage`; checked before it replaces the previous "
+            "one, permissions 0600, published with `extracts/<project>.access.json` (the approval's researchers)."
         ),
     )
 
@@ -142,31 +176,28 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         partitions_def=PROJECTS,
         can_subset=True,
     )
-    def project_extract(context: dg.AssetExecutionContext, platform: PlatformResource):
+    def project_extract(context: dg.AssetExecutionContext, config: BuildConfig, platform: PlatformResource, keys: KeysResource):
         project = context.partition_key
-        checked = checked_approval(platform, project)
-        wanted = set(build_selection(checked.approval))
-        if not wanted <= context.selected_asset_keys:
-            missing = sorted(k.to_user_string() for k in wanted - context.selected_asset_keys)
-            raise dg.Failure(description=(
-                f"project {project}'s tables are built together with its extract: select {', '.join(missing)} too "
-                "(the sensor and `lmdp build` select exactly the project's assets)"
-            ))
-        key = platform.keystore().load(project)
-        provenance = {"approval_file": checked.path.name, "approval_sha256": checked.sha256, "dagster_run_id": context.run.run_id}
+        problem = _selection_problem(context, project, platform)
+        if problem:
+            raise dg.Failure(description=problem)
+        paths = platform.paths
         try:
-            result = build_extract(
-                checked.approval, platform.contracts(), platform.paths.warehouse, platform.paths.extracts, key, provenance,
-                platform.paths.external,
+            checked, result = build_project(
+                paths, platform.contracts(), lambda: keys.keystore(paths), project, platform.audit(context),
+                expected_fingerprint=config.fingerprint, requested_by=_requested_by(context, config), run_id=context.run.run_id,
+                built_before=_built_before(context, project),
+                on_wait=lambda: context.log.info(f"waiting for another build or retirement of {project} to end"),
             )
         except ExtractRefused as refused:
             yield from _check_results(refused.checks)
             raise dg.Failure(description=str(refused)) from None
-        except ExternalDataRefused as refused:
-            raise dg.Failure(description=str(refused)) from None
+        except (ApprovalError, BuildRefused, ExternalDataRefused, KeystoreError, LockTimeout) as refused:
+            raise dg.Failure(description=f"project {project}: nothing published:\n{refused}") from None
+        key_id = result.key_id
         for table in result.tables:
             if table.name in checked.approval.variables:
-                yield dg.MaterializeResult(asset_key=project_key(table.name), metadata=_table_metadata(table, key.key_id, platform.paths.dictionary))
+                yield dg.MaterializeResult(asset_key=project_key(table.name), metadata=_table_metadata(table, key_id, paths.dictionary))
         if result.externals:
             yield dg.MaterializeResult(asset_key=EXTERNAL_KEY, metadata=_external_metadata(result))
         yield dg.MaterializeResult(asset_key=EXTRACT_KEY, check_results=_check_results(result.checks), metadata={
@@ -174,9 +205,12 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
             "persons": result.persons,
             "dagster/row_count": sum(result.rows.values()),
             "tables": dg.MetadataValue.json(result.rows),
-            "key_id": key.key_id,
+            "period": str(checked.plan.period),
+            "key_id": key_id,
             "approval_file": dg.MetadataValue.path(str(checked.path)),
             "approval_sha256": checked.sha256,
+            "fingerprint": checked.fingerprint,
+            "researchers": dg.MetadataValue.json(checked.approval.researchers),
         })
 
     return [project_extract]

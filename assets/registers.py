@@ -96,14 +96,20 @@ def build_register_asset(contract: Contract) -> dg.AssetsDefinition:
         metadata={"contract_version": contract.version, "protection": contract.protection},
     )
     def _register(context: dg.AssetExecutionContext, platform: PlatformResource):
+        audit, month = platform.audit(context), context.partition_key
         try:
-            result = ingest_delivery(platform.paths, platform.contracts(), contract.register, context.partition_key)
+            result = ingest_delivery(platform.paths, platform.contracts(), contract.register, month)
         except DeliveryRefused as refused:
-            yield from _check_results(refused.report, _evaluated(refused.report))
+            report = refused.report
+            audit.record("delivery_refused", register=contract.register, month=month, sha256=report.sha256,
+                         rows=report.rows_read, rules_broken=len(report.errors), run_id=context.run.run_id)
+            yield from _check_results(report, _evaluated(report))
             raise dg.Failure(
                 description=str(refused),
                 metadata={"quarantine_report": dg.MetadataValue.path(refused.quarantine_report or "")},
             ) from None
+        audit.record("delivery_accepted", register=contract.register, month=month, sha256=result.report.sha256,
+                     rows=result.rows_stored, warnings=len(result.report.findings), run_id=context.run.run_id)
         yield dg.MaterializeResult(
             metadata=_metadata(result, contract, platform.paths.dictionary), check_results=_check_results(result.report, set(Check))
         )

@@ -87,7 +87,7 @@ def pseudonymise_person_months(home: Path, register: str, month: str) -> tuple[i
 
     from lmdp_pipeline.contracts import IdentifierKind
     from lmdp_pipeline.keys import ProjectKey
-    from lmdp_pipeline.pseudonyms import build_map
+    from lmdp_pipeline.projects.pseudonyms import build_map
 
     source = person_months(home)
     key = ProjectKey("BENCH-001", "key-bench", "", secrets.token_bytes(32))

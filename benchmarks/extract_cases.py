@@ -19,8 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from lmdp_pipeline.approvals import Approval
 from lmdp_pipeline.contracts import load_contracts
+from lmdp_pipeline.projects.approval import Approval
 
 PERSONS = 1_000_000
 MONTHS = [f"{y}-{m:02d}" for y in (2023, 2024) for m in range(1, 13)]
@@ -64,13 +64,14 @@ def approval() -> Approval:
     return Approval.model_validate({
         "project": "BENCH-001", "title": "Benchmark", "institution": "lmdp", "status": "approved",
         "approved_on": dt.date(2026, 11, 1), "expires_on": dt.date(2099, 1, 1),
+        "approved_by": ["bench.reviewer", "bench.second"], "researchers": ["bench.researcher"],
         "period": {"from": MONTHS[0], "to": MONTHS[-1]},
         "population": [{"register": "individuals", "where": {"i_birth_date": {"between": list(COHORT)}}}],
         "variables": {
             "individuals": {"i_birth_date": "year", "i_sex": "default", "i_citizenship": "default", "i_residence": "canton"},
             "jobs": {"j_start": "month", "j_isco": "2digit", "j_employer": "pseudonym", "j_wage": "default"},
         },
-        "justifications": {"individuals.i_residence": "benchmark"},
+        "justifications": {"individuals.i_residence": "The benchmark asks for cantons."},
     })
 
 
@@ -92,15 +93,33 @@ def bare_copy(home: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
-def pipeline(home: Path) -> tuple[int, float]:
-    from lmdp_pipeline.extract import build_extract
-    from lmdp_pipeline.keys import ProjectKey
+def plan():
+    """The benchmark approval as a build plan over the 24 months."""
+    from lmdp_pipeline.period import Period
+    from lmdp_pipeline.projects.plan import Plan
 
-    root = warehouse(home)
-    contracts = load_contracts()
+    return Plan(approval(), load_contracts(), Period.parse(f"{MONTHS[0]}:{MONTHS[-1]}"))
+
+
+def pipeline_home(home: Path):
+    """A platform home whose warehouse is the benchmark's."""
+    from lmdp_pipeline.paths import PlatformPaths
+
+    root, bench_home = warehouse(home), home / "bench" / "home"
+    bench_home.mkdir(parents=True, exist_ok=True)
+    if not (bench_home / "warehouse").exists():
+        (bench_home / "warehouse").symlink_to(root, target_is_directory=True)
+    return PlatformPaths(bench_home)
+
+
+def pipeline(home: Path) -> tuple[int, float]:
+    from lmdp_pipeline.keys import ProjectKey
+    from lmdp_pipeline.projects.build import build_extract
+
+    paths, build_plan = pipeline_home(home), plan()
     key = ProjectKey("BENCH-001", "key-bench", "", secrets.token_bytes(32))
     started = time.perf_counter()
-    result = build_extract(approval(), contracts, root, home / "bench" / "extracts", key, {}, home / "external")
+    result = build_extract(build_plan, paths, key, {})
     return sum(result.rows.values()), time.perf_counter() - started
 
 

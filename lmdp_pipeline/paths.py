@@ -1,12 +1,19 @@
-"""Where the platform keeps its files.
+"""Where the platform keeps its files: the one module that names every path under ``LMDP_HOME``.
 
 Every folder lives under ``LMDP_HOME`` (default ``./var``) so that a test, a demo and
-a production deployment differ only by one environment variable.
+a production deployment differ only by one environment variable. Every other module
+asks this one for a path instead of composing it, so a file name is decided once:
+the warehouse month a build reads is the one ingestion wrote, the extract a retirement
+deletes is the one the build published.
+
+A project id is checked here, before it becomes part of any path: ``../../victim`` or
+``P2026-001\\n`` never reach the file system.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +21,53 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = PROJECT_ROOT / "data_contracts"
 DEFAULT_HOME = PROJECT_ROOT / "var"
 
+PROJECT_ID_PATTERN = r"[A-Z0-9][A-Z0-9-]{2,31}"
+DELIVERY_NAME = re.compile(r"(?P<register>[a-z_]+)_(?P<month>[0-9]{4}-[0-9]{2})\.csv")
+_PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+PRIVATE_UMASK = 0o077
+
+ZONES = ("landing", "approvals", "external", "warehouse", "quarantine", "extracts", "keys", "audit",
+         "dictionary", "packages", "outputs", "locks")
+"""The folders under LMDP_HOME; ``secure_home`` makes each private."""
+
+
+class InvalidProjectId(ValueError):
+    """A project id that is not ``[A-Z0-9][A-Z0-9-]{2,31}``; nothing was touched."""
+
+
+def project_id(text: str) -> str:
+    """``text`` if it is a project id, else InvalidProjectId (a whole-string match: no path, no newline)."""
+    if not isinstance(text, str) or not _PROJECT_ID.fullmatch(text):
+        shown = text if isinstance(text, str) and len(text) <= 40 and text.isprintable() else "the value given"
+        raise InvalidProjectId(f"{shown!r} is not a project id: [A-Z0-9][A-Z0-9-]{{2,31}}, for example P2026-001")
+    return text
+
+
+def warehouse_file(warehouse: Path, register: str, month: str) -> Path:
+    """The Parquet file of one register and month in the identified zone."""
+    return Path(warehouse) / register / f"{register}_{month}.parquet"
+
+
+def warehouse_glob(warehouse: Path, register: str) -> Path:
+    """A DuckDB glob over every month of one register."""
+    return Path(warehouse) / register / f"{register}_*.parquet"
+
+
+def warehouse_month(path: Path) -> str:
+    """The month (YYYY-MM) a warehouse file holds, from its name."""
+    return Path(path).stem.rsplit("_", 1)[1]
+
+
+def warehouse_months(warehouse: Path, register: str) -> list[str]:
+    """The months of one register present in the warehouse, sorted."""
+    return sorted(warehouse_month(p) for p in (Path(warehouse) / register).glob(f"{register}_*.parquet"))
+
 
 @dataclass(frozen=True)
 class PlatformPaths:
-    """The folder layout of SPEC section 2, rooted at one home directory."""
+    """The folder layout under one home directory."""
 
     home: Path
 
@@ -62,8 +112,112 @@ class PlatformPaths:
         return self.home / "dictionary"
 
     @property
+    def packages(self) -> Path:
+        return self.home / "packages"
+
+    @property
+    def outputs(self) -> Path:
+        return self.home / "outputs"
+
+    @property
+    def locks(self) -> Path:
+        return self.home / "locks"
+
+    @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME", self.home / "dagster")).resolve()
 
+    # identified zone
+
     def delivery_file(self, register: str, month: str) -> Path:
         return self.landing / register / f"{register}_{month}.csv"
+
+    def deliveries(self) -> list[tuple[Path, str, str]]:
+        """(file, register, month) of every delivery in landing/ named as the source agency names them."""
+        found = []
+        for path in sorted(self.landing.glob("*/*.csv")):
+            match = DELIVERY_NAME.fullmatch(path.name)
+            if match and match["register"] == path.parent.name:
+                found.append((path, match["register"], match["month"]))
+        return found
+
+    def warehouse_file(self, register: str, month: str) -> Path:
+        return warehouse_file(self.warehouse, register, month)
+
+    def warehouse_months(self, register: str) -> list[str]:
+        return warehouse_months(self.warehouse, register)
+
+    # approval zone
+
+    def approval_file(self, project: str) -> Path:
+        return self.approvals / f"{project_id(project)}.yaml"
+
+    def approval_files(self) -> list[Path]:
+        """Every file in approvals/ that could be an approval (``*.yaml``), valid name or not."""
+        return sorted(self.approvals.glob("*.yaml"))
+
+    def external_file(self, project: str, file: str) -> Path:
+        return self.external / project_id(project) / file
+
+    # project zone: everything published for a project, which retirement removes
+
+    def extract_file(self, project: str) -> Path:
+        return self.extracts / f"{project_id(project)}.duckdb"
+
+    def extract_candidate(self, project: str, token: str) -> Path:
+        """A build's hidden candidate file; ``extract_leftovers`` finds those a killed build left."""
+        return self.extracts / f".{project_id(project)}.{token}.partial.duckdb"
+
+    def extract_leftovers(self, project: str) -> list[Path]:
+        """Candidate files (and their WAL) of earlier builds of ``project`` that never finished."""
+        return sorted(self.extracts.glob(f".{project_id(project)}.*.partial.duckdb*"))
+
+    def access_file(self, project: str) -> Path:
+        """The list of accounts the remote-access environment mounts the extract for."""
+        return self.extracts / f"{project_id(project)}.access.json"
+
+    def exports_dir(self, project: str) -> Path:
+        return self.extracts / f"{project_id(project)}.exports"
+
+    def package_file(self, project: str) -> Path:
+        return self.packages / f"{project_id(project)}.tar.age"
+
+    def published(self, project: str) -> list[Path]:
+        """Everything published for a project that retirement deletes (existing or not)."""
+        return [self.extract_file(project), self.access_file(project), self.exports_dir(project), self.package_file(project)]
+
+    def outputs_dir(self, project: str) -> Path:
+        return self.outputs / project_id(project)
+
+    def project_lock(self, project: str) -> Path:
+        return self.locks / f"{project_id(project)}.lock"
+
+    def extracted_projects(self) -> list[str]:
+        """Projects with an extract (or an access list) in extracts/, whatever their approval says."""
+        names = {p.name.split(".", 1)[0] for p in self.extracts.glob("*.duckdb")}
+        names |= {p.name.split(".", 1)[0] for p in self.extracts.glob("*.access.json")}
+        return sorted(n for n in names if _PROJECT_ID.fullmatch(n))
+
+
+def spill_dir(zone: Path, label: str, token: str) -> Path:
+    """A private folder for DuckDB's temporary data, inside the zone whose data it holds."""
+    return Path(zone) / ".spill" / f"{label}-{token}"
+
+
+def spill_leftovers(zone: Path, label: str) -> list[Path]:
+    """Spill folders with ``label`` that a killed process left behind."""
+    return sorted((Path(zone) / ".spill").glob(f"{label}-*"))
+
+
+def secure_home(paths: PlatformPaths) -> None:
+    """Make LMDP_HOME, its zones and the Dagster home private (0700), tightening folders that exist already.
+
+    The process umask is set private first, so every file and folder created afterwards,
+    by this code, DuckDB, Dagster or SQLite, is readable by its owner only; zones that do
+    not exist yet are created private when first needed.
+    """
+    os.umask(PRIVATE_UMASK)
+    paths.home.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    for folder in [paths.home, *(paths.home / zone for zone in ZONES), paths.dagster_home]:
+        if folder.is_dir():
+            os.chmod(folder, PRIVATE_DIR)

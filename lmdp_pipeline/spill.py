@@ -5,7 +5,8 @@ disk, by default beside the database file (``<file>.tmp``) or in ``.tmp`` under 
 working directory. Ingestion, extract builds, estimates and external-file checks hold
 matricules in such tables, so each of their connections gets its own folder under
 ``<zone>/.spill/`` (mode 0700) inside the zone whose data it holds, removed when the work
-is done, whatever happens.
+is done, whatever happens. A process killed with SIGKILL cannot remove it: folders carry
+a label (a build's names its project), so the next run of the same work removes them.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from pathlib import Path
 
 import duckdb
 
-SPILL = ".spill"
+from .paths import PRIVATE_DIR, spill_dir
 
 
 @contextmanager
-def spill_folder(zone: Path) -> Iterator[Path]:
-    folder = Path(zone) / SPILL / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    os.chmod(folder, 0o700)
+def spill_folder(zone: Path, label: str = "work") -> Iterator[Path]:
+    folder = spill_dir(zone, label, uuid.uuid4().hex)
+    folder.mkdir(parents=True, mode=PRIVATE_DIR)
+    os.chmod(folder, PRIVATE_DIR)
+    os.chmod(folder.parent, PRIVATE_DIR)
     try:
         yield folder
     finally:

@@ -2,10 +2,11 @@
 
 from .deliveries import register_deliveries
 from .jobs import project_build, publish_dictionary, register_refresh
+from .lifecycle import reissue_project_key, retire_project, rotate_master_key
 from .projects import project_approvals, project_expiry
 from .schedules import monthly_register_refresh
 
-ALL_JOBS = [publish_dictionary, register_refresh, project_build]
+ALL_JOBS = [publish_dictionary, register_refresh, project_build, retire_project, reissue_project_key, rotate_master_key]
 ALL_SCHEDULES = [monthly_register_refresh]
 ALL_SENSORS = [register_deliveries, project_approvals, project_expiry]
 

@@ -13,7 +13,6 @@ whose content is already the partition's last materialisation (for example after
 
 import hashlib
 import json
-import re
 
 import dagster as dg
 
@@ -24,8 +23,6 @@ from lmdp_pipeline.contracts import ContractSet
 from lmdp_pipeline.files import sha256_of
 
 from .jobs import register_refresh
-
-DELIVERY_NAME = re.compile(r"^(?P<register>[a-z_]+)_(?P<month>\d{4}-\d{2})\.csv$")
 
 
 def _already_stored(instance: dg.DagsterInstance, register: str, month: str, sha256: str) -> bool:
@@ -73,11 +70,9 @@ def register_deliveries(context: dg.SensorEvaluationContext, platform: PlatformR
     current: dict[str, list] = {}
     delivered: dict[str, set[str]] = {}  # month -> registers with a file
     changed: dict[str, dict[str, str]] = {}  # month -> register -> sha256
-    for path in sorted(platform.paths.landing.glob("*/*.csv")):
-        match = DELIVERY_NAME.match(path.name)
-        if not match or match["register"] != path.parent.name or match["register"] not in contracts.registers:
+    for path, register, month in platform.paths.deliveries():
+        if register not in contracts.registers:
             continue
-        register, month = match["register"], match["month"]
         delivered.setdefault(month, set()).add(register)
         stat = path.stat()
         previous = seen.get(str(path))

@@ -1,122 +1,123 @@
-"""Sensors ``project_approvals`` and ``project_expiry``: a project's start and end.
+"""Sensors ``project_approvals`` and ``project_expiry``: they decide, the runs they request act.
 
-``project_approvals`` watches approvals/ and the external files they name (cursor: each
-approval's fingerprint, the sha256 of the approval and of its external files). A new or
-changed valid approval, or a re-delivered external file, adds the ``projects``
-partition, creates the project key if the project is new, and requests a build with
-run key project + fingerprint; an invalid one is reported in the tick and the audit
-log, and nothing is built. A refused approval is looked at again when the warehouse's
-months change, so an approval that arrived before the months it asks for builds as
-soon as they are ingested. ``project_expiry``
-retires every project that is revoked or past ``expires_on``: extract deleted, key
-destroyed, audited; later builds of it are refused.
+``project_approvals`` watches approvals/ and the external files they name. A new or
+changed approval file (its fingerprint: the sha256 of the approval and of its external
+files; hashes cached by size and modification time in the cursor) gets a build run,
+run key project + fingerprint, with the fingerprint in the run's typed config: the
+run builds that approval or refuses (and audits why). A run is requested again when
+the warehouse's months of the approval's registers change, for an approval that was
+refused for want of months and for a rolling period (``to: latest``), whose new month
+is a rebuild. Revoked and expired approvals are left to ``project_expiry``.
+
+``project_expiry`` looks at the union of approvals, extracts and keys
+(``lifecycle.decide_retirements``) and requests one ``retire_project`` run per project
+to retire, so one failure stops no other. It needs no master key.
 """
 
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
 
 import dagster as dg
 
-from assets.projects import PROJECTS, build_selection
+from assets.projects import PROJECT_TAG, PROJECTS, build_run_config, build_selection
 from assets.resources import PlatformResource
-from lmdp_pipeline import audit
-from lmdp_pipeline.approvals import ApprovalError, parse_approval
-from lmdp_pipeline.keys import KeystoreError, destroyed_message
-from lmdp_pipeline.paths import PlatformPaths
-from lmdp_pipeline.projects import CheckedApproval, check, ensure_key, fingerprint, is_retired, retire
+from lmdp_pipeline.paths import InvalidProjectId, PlatformPaths, project_id
+from lmdp_pipeline.projects.approval import Approval, ApprovalError, parse_approval
+from lmdp_pipeline.projects.lifecycle import check, decide_retirements, fingerprint, is_retired
+from lmdp_pipeline.projects.rules import registers_read
 
 from .jobs import project_build
+from .lifecycle import retire_project, retire_request
+
+REQUESTED_BY = "sensor project_approvals"
 
 
-def _warehouse_months(warehouse: Path) -> str:
-    """A digest of the register months in the warehouse (file names only: cheap on every tick)."""
-    names = sorted(p.name for p in warehouse.glob("*/*.parquet"))
+def _months_digest(paths: PlatformPaths, approval: Approval) -> str:
+    """A digest of the warehouse months of the approval's registers (file names only: cheap on every tick)."""
+    names = [f"{r}:{m}" for r in registers_read(approval) for m in paths.warehouse_months(r)]
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
-def _new_months_may_help(paths: PlatformPaths, path: Path) -> bool:
-    """False for refusals no delivery can cure: an unreadable spec, a revoked, expired or retired project."""
-    try:
-        approval = parse_approval(path)
-    except ApprovalError:
+def _watch_months(paths: PlatformPaths, contracts, path, approval: Approval | None, today: dt.date, hashes: dict) -> bool:
+    """Whether new warehouse months should bring this approval back: rolling, or refused for want of months."""
+    if approval is None or is_retired(approval, today):
         return False
-    return not is_retired(approval) and destroyed_message(paths.keys, approval.project) is None
-
-
-def build_request(checked: CheckedApproval) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=f"{checked.approval.project}:{checked.fingerprint}",
-        partition_key=checked.approval.project,
-        asset_selection=build_selection(checked.approval),
-        tags={"lmdp/approval_sha256": checked.sha256, "lmdp/fingerprint": checked.fingerprint},
-    )
+    if approval.period.rolling:
+        return True
+    try:
+        check(paths, contracts, path, today, hashes)
+    except ApprovalError as error:
+        return any("field period" in p for p in error.problems)
+    return False
 
 
 @dg.sensor(
     job=project_build,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Validates new or changed approvals, creates the project key and builds the extract.",
+    description="Requests a build of every new or changed approval (the run checks it, creates the key, builds and audits); "
+    "again when new months arrive for rolling or month-starved approvals.",
 )
 def project_approvals(context: dg.SensorEvaluationContext, platform: PlatformResource):
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current: dict[str, str] = {}
-    requests, new_partitions, refused = [], [], []
-    months = _warehouse_months(platform.paths.warehouse)
-    for path in sorted(platform.paths.approvals.glob("*.yaml")):
-        current[path.name] = fingerprint(platform.paths, path)
-        if seen.get(path.name) in (current[path.name], f"{current[path.name]}|{months}"):
-            current[path.name] = seen[path.name]
+    state = json.loads(context.cursor) if context.cursor else {}
+    seen, hashes = state.get("seen", {}), state.get("hashes", {})
+    paths, contracts, today = platform.paths, platform.contracts(), dt.date.today()
+    current, requests, partitions, notes = {}, [], [], []
+    for path in paths.approval_files():
+        try:
+            project = project_id(path.stem)
+        except InvalidProjectId:
+            notes.append(f"{path.name}: not named after a project id ([A-Z0-9][A-Z0-9-]{{2,31}}.yaml); ignored")
             continue
         try:
-            checked = check(platform.paths, platform.contracts(), path)
-        except ApprovalError as error:
-            refused.append(f"{path.name}: " + "; ".join(error.problems))
-            audit.record(platform.paths.audit, "approval_refused", file=path.name, fingerprint=current[path.name], problems=error.problems)
-            if _new_months_may_help(platform.paths, path):
-                current[path.name] += f"|{months}"  # looked at again when the warehouse's months change
+            approval = parse_approval(path)
+        except ApprovalError:
+            approval = None
+        if approval is not None and is_retired(approval, today):
+            continue  # project_expiry retires it
+        key = fingerprint(paths, path, hashes)
+        if _watch_months(paths, contracts, path, approval, today, hashes):
+            key += f"|{_months_digest(paths, approval)}"
+        current[path.name] = key
+        if seen.get(path.name) == key:
             continue
-        approval = checked.approval
-        try:
-            key = ensure_key(platform.keystore(), approval.project, platform.paths.audit)
-        except KeystoreError as error:
-            refused.append(f"{path.name}: {error}")
-            audit.record(platform.paths.audit, "build_refused", project=approval.project, reason=str(error))
-            continue
-        if not context.instance.has_dynamic_partition(PROJECTS.name, approval.project):
-            new_partitions.append(approval.project)
-        audit.record(platform.paths.audit, "build_requested", project=approval.project, approval_sha256=checked.sha256,
-                     fingerprint=checked.fingerprint, key_id=key.key_id)
-        requests.append(build_request(checked))
-    for line in refused:
-        context.log.error(f"approval refused, nothing built: {line}")
+        if not context.instance.has_dynamic_partition(PROJECTS.name, project):
+            partitions.append(project)
+        selection = build_selection(approval) if approval is not None else None
+        requests.append(dg.RunRequest(
+            run_key=f"{project}:{key}",
+            partition_key=project,
+            asset_selection=selection,
+            run_config=build_run_config(key.split("|")[0], REQUESTED_BY),
+            tags={PROJECT_TAG: project},
+        ))
+    live = set(map(str, paths.approval_files())) | set(map(str, paths.external.glob("*/*")))
+    for line in notes:
+        context.log.warning(line)
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[PROJECTS.build_add_request(new_partitions)] if new_partitions else [],
-        cursor=json.dumps(current),
-        skip_reason=("; ".join(refused) or "no new or changed approval") if not requests else None,
+        dynamic_partitions_requests=[PROJECTS.build_add_request(partitions)] if partitions else [],
+        cursor=json.dumps({"seen": current, "hashes": {k: v for k, v in hashes.items() if k in live}}),
+        skip_reason=("; ".join(notes) or "no new or changed approval") if not requests else None,
     )
 
 
 @dg.sensor(
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Deletes the extract and destroys the key of every revoked or expired project, with an audit entry.",
+    jobs=[retire_project],
+    description="Requests a retire_project run for every project that is revoked or expired (key destroyed) or whose "
+    "approval is missing or unreadable (access cut, key kept).",
 )
 def project_expiry(context: dg.SensorEvaluationContext, platform: PlatformResource):
-    retired = []
-    today = dt.date.today()
-    for path in sorted(platform.paths.approvals.glob("*.yaml")):
-        try:
-            approval = parse_approval(path)
-        except ApprovalError:
-            continue
-        extract = platform.paths.extracts / f"{approval.project}.duckdb"
-        store = platform.keystore()
-        if is_retired(approval, today) and (extract.exists() or store.key_file(approval.project).exists()):
-            reason = "revoked" if approval.status == "revoked" else f"expired on {approval.expires_on}"
-            retire(platform.paths, store, approval.project, reason)
-            retired.append(f"{approval.project} ({reason})")
-    return dg.SkipReason("retired: " + ", ".join(retired) if retired else "no project to retire")
+    decisions, problems = decide_retirements(platform.paths, dt.date.today())
+    for problem in problems:
+        context.log.warning(problem)
+    requests = [
+        retire_request(d.project, d.reason, d.destroy_key, run_key=f"retire:{d.project}:{d.destroy_key}:{d.state}")
+        for d in decisions
+    ]
+    if not requests:
+        return dg.SkipReason("; ".join(problems) or "no project to retire")
+    return requests

@@ -52,3 +52,29 @@ def small_home(tmp_path_factory, contracts):
     for month in WAREHOUSE_MONTHS:
         ingest_month(paths, contracts, month)
     return paths
+
+
+def project_home(small_home, folder: Path):
+    """A home of its own (extracts, keys, audit, locks) over the shared warehouse, external files and approvals."""
+    from lmdp_pipeline.paths import PlatformPaths
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for zone in ("warehouse", "external", "approvals"):
+        (folder / zone).symlink_to(getattr(small_home, zone), target_is_directory=True)
+    return PlatformPaths(folder)
+
+
+def plan_for(project: str, contracts, months: str = "2024-02:2024-03", **changes):
+    """The example approval of ``project`` over ``months`` of the small warehouse, with ``changes`` to its fields."""
+    from lmdp_pipeline.period import Period
+    from lmdp_pipeline.projects.approval import parse_approval
+    from lmdp_pipeline.projects.plan import Plan
+
+    from lmdp_pipeline.paths import PROJECT_ROOT
+
+    approval = parse_approval(PROJECT_ROOT / "sample_data" / "approvals" / f"{project}.yaml")
+    period = Period.parse(months)
+    approval = approval.model_copy(update={
+        "period": approval.period.model_copy(update={"from_": str(period.first), "to": str(period.last)}), **changes,
+    })
+    return Plan(approval, contracts, period)

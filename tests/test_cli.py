@@ -75,18 +75,18 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     survey = tmp_path / "external" / "P2026-001" / "survey_2025.csv"
     survey.write_text(survey.read_text().replace("q_hours", "q_email"))
     refused = lmdp(tmp_path, "approvals", "check", str(tmp_path / "approvals" / "P2026-001.yaml"))
-    assert refused.returncode == 1 and "column 'q_email' looks like a direct identifier by its name" in refused.stderr
+    assert refused.returncode == 1 and "column 3 of the header is not declared" in refused.stderr and "q_email" not in refused.stderr
 
 
 def test_approvals_check_names_every_problem(tmp_path):
     spec = (PROJECT_ROOT / "sample_data" / "approvals" / "P2026-002.yaml").read_text()
     path = tmp_path / "P2026-002.yaml"
-    path.write_text(spec.replace("bk_service: group", "bk_service: subgroup").replace("expires_on: 2028-06-30", "expires_on: 2020-06-30"))
+    path.write_text(spec.replace("bk_service: group", "bk_service: subgroup").replace("expires_on: 2028-06-30", "expires_on: 2026-10-20"))
     result = lmdp(tmp_path, "approvals", "check", str(path))
     assert result.returncode == 1
     assert "field variables.benefits_in_kind.bk_service: 'subgroup' is not a level" in result.stderr
-    assert "field expires_on: the approval expired on 2020-06-30" in result.stderr
-    assert "field period: no register month is available" in result.stderr
+    assert "field expires_on: the approval expired on 2026-10-20" in result.stderr
+    assert "field period: benefits_in_kind lacks 6 month(s) of 2024-01:2024-06" in result.stderr
 
 
 def test_refresh_exits_non_zero_naming_the_refused_delivery(tmp_path):
@@ -113,18 +113,65 @@ def test_refresh_without_deliveries_says_what_to_do(tmp_path):
 
 
 @pytest.mark.slow
-def test_build_and_revoke(tmp_path):
+def test_build_revoke_and_the_audit_chain(tmp_path):
     assert lmdp(tmp_path, "demo", "--persons", "200", "--months", "2024-01:2024-01").returncode == 0
     extract = tmp_path / "extracts" / "P2026-002.duckdb"
     revoked = lmdp(tmp_path, "revoke", "P2026-002", "--reason", "ethics approval withdrawn")
-    assert revoked.returncode == 0 and "key destroyed: key-" in revoked.stdout
-    assert not extract.exists()
+    assert revoked.returncode == 0 and "key destroyed" in revoked.stdout
+    assert not extract.exists() and not (tmp_path / "extracts" / "P2026-002.access.json").exists()
     again = lmdp(tmp_path, "build", "P2026-002")
     assert again.returncode == 1
     assert "the key of project P2026-002 was destroyed" in again.stderr and "(ethics approval withdrawn)" in again.stderr
     assert not extract.exists()
     audit_log = (tmp_path / "audit" / "audit.jsonl").read_text()
-    assert '"event": "project_retired"' in audit_log and "ethics approval withdrawn" in audit_log
+    assert '"event":"project_retired"' in audit_log and "ethics approval withdrawn" in audit_log
+    assert '"requested_by":"lmdp (account ' in audit_log, "the CLI's builds are audited by their runs"
+    verified = lmdp(tmp_path, "audit", "verify")
+    assert verified.returncode == 0 and "chain intact, reaches the head Dagster recorded" in verified.stdout, verified.stderr
+    lines = audit_log.splitlines()
+    (tmp_path / "audit" / "audit.jsonl").write_text("\n".join(lines[:-2]) + "\n")
+    cut = lmdp(tmp_path, "audit", "verify")
+    assert cut.returncode == 1 and f"the log ends at seq {len(lines) - 2} but Dagster recorded seq {len(lines)}" in cut.stderr
+
+
+@pytest.mark.parametrize("project", ["../../victim", "P2026-001/../../x", "p2026-001", "P2026-001\n"])
+def test_revoke_refuses_anything_but_a_project_id_before_touching_a_file(tmp_path, project):
+    victim = tmp_path / "victim.duckdb"
+    victim.write_text("precious")
+    home = tmp_path / "a" / "b"
+    home.mkdir(parents=True)
+    result = lmdp(home, "revoke", project)
+    assert result.returncode == 1 and "is not a project id" in result.stderr
+    assert victim.read_text() == "precious"
+    assert not (home / "audit").exists() and not (home / "keys").exists()
+
+
+def test_revoke_of_a_path_to_an_extract_is_refused(tmp_path):
+    extract = tmp_path / "extracts" / "P2026-001.duckdb"
+    extract.parent.mkdir()
+    extract.write_text("an extract")
+    result = lmdp(tmp_path, "revoke", str(tmp_path / "extracts" / "P2026-001"))
+    assert result.returncode == 1 and "is not a project id" in result.stderr and extract.exists()
+
+
+def test_approvals_check_into_a_closed_pipe_is_quiet(tmp_path):
+    script = (f"{sys.executable} -m lmdp_cli approvals check {PROJECT_ROOT}/sample_data/approvals/P2026-002.yaml | head -c 1")
+    env = {**os.environ, "LMDP_HOME": str(tmp_path)}
+    result = subprocess.run(["bash", "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert "BrokenPipeError" not in result.stderr and "Broken pipe" not in result.stderr
+
+
+def test_commands_leave_lmdp_home_private(tmp_path):
+    import stat
+
+    home = tmp_path / "home"
+    (home / "extracts").mkdir(parents=True)
+    os.chmod(home / "extracts", 0o755)
+    result = lmdp(home, "sample-data", "--persons", "100", "--months", "2024-01:2024-01", UMASK="0022")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((home / "extracts").stat().st_mode) == 0o700, "an existing zone is tightened"
+    for path in [home / "landing", *(home / "landing").rglob("*"), *(home / "external").rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
 def test_keys_rotate_rewraps_every_key_and_keeps_every_pseudonym(tmp_path):
@@ -144,11 +191,11 @@ def test_keys_rotate_rewraps_every_key_and_keeps_every_pseudonym(tmp_path):
     other = tmp_path / "other-master.b64"
     other.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
     wrong = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=other.read_text())
-    assert wrong.returncode == 1 and "P2026-00" in wrong.stderr, "the current master key must unwrap every key first"
+    assert wrong.returncode == 1 and "is not the one this keystore" in wrong.stderr, "the current master key must be the keystore's"
     assert Keystore(tmp_path / "keys", MasterKey(old, "old")).load("P2026-001").material == before["P2026-001"]
     done = lmdp(tmp_path, "keys", "rotate", "--new-key-file", str(new_file), LMDP_MASTER_KEY=base64.b64encode(old).decode())
     assert done.returncode == 0, done.stderr
-    assert "2 project keys rewrapped" in done.stdout
+    assert "every project key rewrapped" in done.stdout
     rotated = Keystore(tmp_path / "keys", MasterKey(new, "new"))
     assert {p: rotated.load(p).material for p in before} == before, "same keys, so the same pseudonyms"
     with pytest.raises(WrongMasterKey):

@@ -1,4 +1,9 @@
-"""The researchers' own data: linked to the right persons, nothing identifying through, bad files refused whole."""
+"""The researchers' own data: linked to the right persons, nothing identifying through, bad files refused whole.
+
+Tried as an attacker holding the researchers' own file would: matricules smuggled
+through declared columns of every type, a file without its header line, the file's
+order kept in the extract.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ import duckdb
 import pytest
 
 from lmdp_pipeline import matricule
-from lmdp_pipeline.external import ExternalDataRefused
-from lmdp_pipeline.extract import build_extract
 from lmdp_pipeline.keys import Keystore, MasterKey
+from lmdp_pipeline.paths import PlatformPaths
+from lmdp_pipeline.projects.build import build_extract
+from lmdp_pipeline.projects.external import ExternalDataRefused, inspect_external
 
-from .test_extract import all_text_cells, approval_for
+from .conftest import plan_for, project_home
+from .test_extract import all_text_cells
 
 PROJECT = "P2026-001"
 SURVEY = "survey_2025"
@@ -35,9 +42,22 @@ def survey_rows(small_home) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def built(small_home, contracts, key, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("extracts")
-    return build_extract(approval_for(PROJECT), contracts, small_home.warehouse, folder, key, {}, small_home.external)
+def home(small_home, tmp_path_factory):
+    return project_home(small_home, tmp_path_factory.mktemp("external-home"))
+
+
+@pytest.fixture(scope="module")
+def built(home, contracts, key):
+    return build_extract(plan_for(PROJECT, contracts), home, key, {})
+
+
+def own_external(small_home, tmp_path) -> PlatformPaths:
+    """A home over the shared warehouse, with an external folder of its own for a rewritten survey."""
+    folder = tmp_path / "own"
+    folder.mkdir()
+    (folder / "warehouse").symlink_to(small_home.warehouse, target_is_directory=True)
+    (folder / "external" / PROJECT).mkdir(parents=True)
+    return PlatformPaths(folder)
 
 
 def test_rows_join_to_the_right_persons(built, survey_rows):
@@ -85,7 +105,7 @@ def test_no_matricule_of_the_file_reaches_the_extract(built, survey_rows):
 
 def test_a_project_without_external_data_is_unaffected(small_home, contracts, tmp_path):
     key = Keystore(tmp_path / "keys", MasterKey(secrets.token_bytes(32), "test")).create("P2026-002")
-    result = build_extract(approval_for("P2026-002"), contracts, small_home.warehouse, tmp_path, key, {}, tmp_path / "no-external")
+    result = build_extract(plan_for("P2026-002", contracts), own_external(small_home, tmp_path), key, {})
     with duckdb.connect(str(result.path), read_only=True) as con:
         tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         manifest = {i for (i,) in con.execute("SELECT item FROM _manifest").fetchall()}
@@ -94,13 +114,11 @@ def test_a_project_without_external_data_is_unaffected(small_home, contracts, tm
 
 
 def test_a_parquet_file_links_like_its_csv(built, small_home, contracts, key, tmp_path):
-    external = tmp_path / "external"
-    (external / PROJECT).mkdir(parents=True)
+    paths = own_external(small_home, tmp_path)
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT * FROM read_csv('{small_home.external / PROJECT / SURVEY}.csv', all_varchar = true)) "
-                    f"TO '{external / PROJECT / SURVEY}.parquet' (FORMAT parquet)")
-    approval = _with_survey(approval_for(PROJECT), file=f"{SURVEY}.parquet")
-    result = build_extract(approval, contracts, small_home.warehouse, tmp_path / "extracts", key, {}, external)
+                    f"TO '{paths.external / PROJECT / SURVEY}.parquet' (FORMAT parquet)")
+    result = build_extract(_with_survey(plan_for(PROJECT, contracts), file=f"{SURVEY}.parquet"), paths, key, {})
     assert result.externals[0].linkage.as_dict() | {"invalid_id_rows": None} == built.externals[0].linkage.as_dict() | {"invalid_id_rows": None}
     with duckdb.connect(str(result.path), read_only=True) as a, duckdb.connect(str(built.path), read_only=True) as b:
         query = "SELECT * FROM external_survey_2025 ORDER BY person_id"
@@ -110,16 +128,19 @@ def test_a_parquet_file_links_like_its_csv(built, small_home, contracts, key, tm
 # --- bad files: refused whole, with a message naming the problem, and nothing built ----------
 
 
-def _with_survey(approval, **changes):
+def _with_survey(plan, **changes):
+    from lmdp_pipeline.projects.plan import Plan
+
+    approval = plan.approval
     survey = approval.external[SURVEY].model_copy(update=changes)
-    return approval.model_copy(update={"external": {SURVEY: survey}})
+    return Plan(approval.model_copy(update={"external": {SURVEY: survey}}), plan.contracts, plan.period)
 
 
-def _declare(approval, **columns):
-    from lmdp_pipeline.approvals import ExternalColumn
+def _declare(plan, **columns):
+    from lmdp_pipeline.projects.approval import ExternalColumn
 
-    declared = dict(approval.external[SURVEY].columns) | {name: ExternalColumn(type=kind) for name, kind in columns.items()}
-    return _with_survey(approval, columns=declared)
+    declared = dict(plan.approval.external[SURVEY].columns) | {name: ExternalColumn(type=kind) for name, kind in columns.items()}
+    return _with_survey(plan, columns=declared)
 
 
 def _rewrite(rows: list[dict], path, transform) -> None:
@@ -131,7 +152,16 @@ def _rewrite(rows: list[dict], path, transform) -> None:
 
 
 def _add(column, values):
-    return lambda rows: [r | {column: values(i)} for i, r in enumerate(rows)]
+    return lambda rows: [r | {column: values(i, r)} for i, r in enumerate(rows)]
+
+
+def _smuggled(suffix: str = "", blank_every: int = 0):
+    """Each row's own matricule with ``suffix``, blank in every ``blank_every``-th row (the attack of the review)."""
+    return lambda i, r: "" if blank_every and i % blank_every == 0 else r["matricule"] + suffix
+
+
+def _others_matricule(i, r):
+    return "" if i % 3 else r["matricule"]
 
 
 BAD_FILES = {
@@ -141,12 +171,22 @@ BAD_FILES = {
                    "column 'q_hours': 1 values are not of type integer (rows 3)"),
     "undeclared-value": (lambda rows: [r | {"q_health": "9"} if i == 0 else r for i, r in enumerate(rows)], {},
                          "column 'q_health': 1 values are not among the declared values"),
-    "undeclared-column": (_add("q_extra", lambda i: "1"), {}, "column 'q_extra' is not declared"),
-    "names": (_add("last_name", lambda i: "Schmit"), {"last_name": "string"}, "column 'last_name' looks like a direct identifier by its name"),
-    "e-mails": (_add("q_contact", lambda i: f"p{i}@example.lu"), {"q_contact": "string"}, "column 'q_contact' holds e-mail addresses"),
-    "phones": (_add("q_reach", lambda i: "+352 621 123 456"), {"q_reach": "string"}, "column 'q_reach' holds phone numbers"),
-    "addresses": (_add("q_where", lambda i: "12 rue de la Gare"), {"q_where": "string"}, "column 'q_where' holds text with spaces"),
-    "respondent-number": (_add("q_number", lambda i: str(1000 + i)), {"q_number": "integer"}, "column 'q_number' has 22 distinct values in 22 rows"),
+    "undeclared-column": (_add("q_extra", lambda i, r: "1"), {}, "column 4 of the header is not declared"),
+    "names": (_add("last_name", lambda i, r: "Schmit"), {"last_name": "string"}, "column 'last_name' looks like a direct identifier by its name"),
+    "e-mails": (_add("q_contact", lambda i, r: f"p{i}@example.lu"), {"q_contact": "string"}, "column 'q_contact' holds e-mail addresses"),
+    "phones": (_add("q_reach", lambda i, r: "+352 621 123 456"), {"q_reach": "string"}, "column 'q_reach' holds phone numbers"),
+    "addresses": (_add("q_where", lambda i, r: "12 rue de la Gare"), {"q_where": "string"}, "column 'q_where' holds text with spaces"),
+    "respondent-number": (_add("q_number", lambda i, r: str(1000 + i)), {"q_number": "integer"}, "column 'q_number' has 22 distinct values in 22 non-blank rows"),
+    "matricule-as-decimal": (_add("q_score", _smuggled(".0")), {"q_score": "decimal"}, "column 'q_score' holds a valid matricule inside"),
+    "matricule-with-a-letter-and-blanks": (_add("q_code", _smuggled("A", blank_every=9)), {"q_code": "string"},
+                                           "column 'q_code' holds matricules of this file or of the population"),
+    "near-unique-over-non-blank": (_add("q_code", lambda i, r: "" if i % 2 else f"R{i}"), {"q_code": "string"},
+                                   "column 'q_code' has 11 distinct values in 11 non-blank rows"),
+    "some-matricules-in-an-integer": (_add("q_ref", _others_matricule), {"q_ref": "integer"}, "column 'q_ref' holds runs of 8 or more digits"),
+    "exact-income-as-decimal": (_add("q_income", lambda i, r: f"{123456 + 997 * i}.{i % 100:02d}"), {"q_income": "decimal"},
+                                "round or band it"),
+    "exact-dates": (_add("q_interview", lambda i, r: f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}" if i < 100 else "2025-01-01"),
+                    {"q_interview": "date"}, "column 'q_interview' has"),
     "duplicate-ids": (lambda rows: rows + [rows[0]], {}, "2 rows share a matricule with another row (rows 1, "),
     "empty": (lambda rows: [], {}, "the file has no rows"),
 }
@@ -157,31 +197,66 @@ def test_a_bad_external_file_is_refused_whole_and_builds_nothing(case, built, su
     transform, declared, words = BAD_FILES[case]
     if case == "duplicate-ids":
         survey_rows = [r for r in survey_rows if matricule.is_valid(r["matricule"])]
-    external = tmp_path / "external"
-    (external / PROJECT).mkdir(parents=True)
-    _rewrite(survey_rows, external / PROJECT / f"{SURVEY}.csv", transform)
-    extracts = tmp_path / "extracts"
-    extracts.mkdir()
-    shutil.copy(built.path, extracts / built.path.name)
-    before = (extracts / built.path.name).read_bytes()
+    paths = own_external(small_home, tmp_path)
+    _rewrite(survey_rows, paths.external / PROJECT / f"{SURVEY}.csv", transform)
+    paths.extracts.mkdir()
+    shutil.copy(built.path, paths.extracts / built.path.name)
+    before = (paths.extracts / built.path.name).read_bytes()
+    plan = _declare(plan_for(PROJECT, contracts), **declared)
     with pytest.raises(ExternalDataRefused) as refused:
-        build_extract(_declare(approval_for(PROJECT), **declared), contracts, small_home.warehouse, extracts, key, {}, external)
+        build_extract(plan, paths, key, {})
     message = str(refused.value)
     assert words in message and f"{SURVEY}.csv" in message, message
     assert not any(r["matricule"] in message for r in survey_rows), "the error never shows a matricule"
-    assert (extracts / built.path.name).read_bytes() == before, "the previous extract stays"
-    assert [p.name for p in extracts.iterdir()] == [built.path.name], "no candidate left behind"
+    assert (paths.extracts / built.path.name).read_bytes() == before, "the previous extract stays"
+    assert [p.name for p in paths.extracts.iterdir()] == [built.path.name], "no candidate left behind"
+    if case not in ("duplicate-ids", "empty"):  # the preview refuses it too, before any key or build
+        with pytest.raises(ExternalDataRefused, match=re.escape(words)):
+            inspect_external(paths, PROJECT, SURVEY, plan.approval.external[SURVEY])
 
 
-@pytest.mark.parametrize(("content", "words"), [(None, "the file does not exist"), (b"", "the file is empty"), (b"\xff\xfe\x00garbage", "cannot be read as CSV")],
-    ids=["missing", "zero-bytes", "not-text"])
-def test_a_missing_or_unreadable_file_is_named(content, words, small_home, contracts, key, tmp_path):
-    external = tmp_path / "external"
-    (external / PROJECT).mkdir(parents=True)
-    if content is not None:
-        (external / PROJECT / f"{SURVEY}.csv").write_bytes(content)
-    with pytest.raises(ExternalDataRefused, match=words):
-        build_extract(approval_for(PROJECT), contracts, small_home.warehouse, tmp_path / "extracts", key, {}, external)
+def test_a_file_without_its_header_line_echoes_no_value(survey_rows, small_home, contracts, key, tmp_path):
+    """The first data row read as a header must not reach a message: a matricule (and here a name) would."""
+    paths = own_external(small_home, tmp_path)
+    first = survey_rows[0]["matricule"]
+    lines = [f"{r['matricule']},Jean Dupont,{r['q_health']},{r['q_hours']}" for r in survey_rows]
+    (paths.external / PROJECT / f"{SURVEY}.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ExternalDataRefused) as refused:
+        build_extract(plan_for(PROJECT, contracts), paths, key, {})
+    message = str(refused.value)
+    assert "does the file lack its header line?" in message
+    assert first not in message and "Dupont" not in message
+
+
+@pytest.mark.parametrize("name", ["lmdp_valid", "lmdp_row", "c1"])
+def test_file_columns_never_collide_with_the_platforms_own(name, survey_rows, small_home, contracts, key, tmp_path):
+    paths = own_external(small_home, tmp_path)
+    _rewrite(survey_rows, paths.external / PROJECT / f"{SURVEY}.csv", _add(name, lambda i, r: "1"))
+    with pytest.raises(ExternalDataRefused, match="column 4 of the header is not declared"):
+        build_extract(plan_for(PROJECT, contracts), paths, key, {})
+
+
+def test_a_date_column_with_a_few_dates_is_linked(survey_rows, small_home, contracts, key, tmp_path):
+    """ISO dates are not phone numbers: a declared date column (here a month of interview) links, typed."""
+    paths = own_external(small_home, tmp_path)
+    _rewrite(survey_rows, paths.external / PROJECT / f"{SURVEY}.csv", _add("q_month", lambda i, r: f"2025-0{1 + i % 3}-01"))
+    result = build_extract(_declare(plan_for(PROJECT, contracts), q_month="date"), paths, key, {})
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT typeof(q_month) FROM external_survey_2025").fetchall() == [("DATE",)]
+
+
+@pytest.mark.parametrize(("distinct_every", "refused"), [(1, True), (10, False)], ids=["near-unique", "repeated"])
+def test_near_uniqueness_applies_to_small_files(distinct_every, refused, survey_rows, small_home, contracts, key, tmp_path):
+    """Five respondents, each with a different value, is a key; the old rule skipped files under 20 rows."""
+    paths = own_external(small_home, tmp_path)
+    valid = [r for r in survey_rows if matricule.is_valid(r["matricule"])][:5]
+    _rewrite(valid, paths.external / PROJECT / f"{SURVEY}.csv", _add("q_code", lambda i, r: f"K{i // distinct_every}"))
+    plan = _declare(plan_for(PROJECT, contracts), q_code="string")
+    if refused:
+        with pytest.raises(ExternalDataRefused, match="column 'q_code' has 5 distinct values in 5 non-blank rows"):
+            build_extract(plan, paths, key, {})
+    else:
+        assert build_extract(plan, paths, key, {}).externals
 
 
 @pytest.mark.parametrize(
@@ -197,7 +272,7 @@ def test_a_missing_or_unreadable_file_is_named(content, words, small_home, contr
 def test_a_bad_declaration_is_refused_with_the_approval(dataset, words, tmp_path):
     import yaml
 
-    from lmdp_pipeline.approvals import ApprovalError, parse_approval
+    from lmdp_pipeline.projects.approval import ApprovalError, parse_approval
     from lmdp_pipeline.paths import PROJECT_ROOT
 
     spec = yaml.safe_load((PROJECT_ROOT / "sample_data" / "approvals" / f"{PROJECT}.yaml").read_text())
@@ -207,14 +282,3 @@ def test_a_bad_declaration_is_refused_with_the_approval(dataset, words, tmp_path
     with pytest.raises(ApprovalError) as refused:
         parse_approval(path)
     assert any(words in p for p in refused.value.problems), refused.value.problems
-
-
-def test_a_near_unique_measurement_declared_decimal_is_linked(survey_rows, small_home, contracts, key, tmp_path):
-    """An income in euros and cents is near-unique but not a key: declared decimal, it goes through, typed."""
-    external = tmp_path / "external"
-    (external / PROJECT).mkdir(parents=True)
-    _rewrite(survey_rows, external / PROJECT / f"{SURVEY}.csv", _add("q_income", lambda i: f"{123456 + 997 * i}.{i % 100:02d}"))
-    result = build_extract(_declare(approval_for(PROJECT), q_income="decimal"), contracts, small_home.warehouse, tmp_path, key, {}, external)
-    with duckdb.connect(str(result.path), read_only=True) as con:
-        incomes = con.execute("SELECT typeof(q_income), count(DISTINCT q_income) FROM external_survey_2025 GROUP BY ALL").fetchall()
-    assert incomes == [("DOUBLE", result.externals[0].linkage.linked)]

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from lmdp_pipeline.contracts import VariableType
-from lmdp_pipeline.granularity import level_expression
+from lmdp_pipeline.projects.granularity import level_expression
 
 
 @pytest.fixture(scope="module")

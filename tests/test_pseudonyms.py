@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmdp_pipeline import pseudonyms
+from lmdp_pipeline.projects import pseudonyms
 from lmdp_pipeline.contracts import IdentifierKind
 from lmdp_pipeline.keys import Keystore, MasterKey
-from lmdp_pipeline.pseudonyms import DOMAINS, PseudonymCollision, build_map, hmac_pads, hmac_sql, pseudonym_sql
+from lmdp_pipeline.projects.pseudonyms import DOMAINS, PseudonymCollision, build_map, hmac_pads, hmac_sql, pseudonym_sql
 
 RFC_4231 = [  # (key, data, HMAC-SHA256), test cases 1-4, 6, 7
     (b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),

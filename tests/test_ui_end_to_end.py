@@ -1,6 +1,8 @@
 """The operator's path, end to end: Dagster webserver and daemon on a fresh instance, an approval dropped
-into approvals/, the sensor's build, its checks read back through GraphQL, and the asset graph in a real
-headless Chromium (Debian's, driven by Playwright; no browser download).
+into approvals/, the sensor's build, its checks read back through GraphQL, the asset graph in a real
+headless Chromium (Debian's, driven by Playwright; no browser download), then the project revoked with
+``lmdp revoke``: its retire_project run and the audit chain heads in the event log, read through GraphQL
+and shown in the run's page.
 
 Slow (about two minutes): it ingests two months through Dagster first, then waits for the daemon.
 The screenshot is kept under ``LMDP_E2E_ARTIFACTS`` when set (CI keeps it), else in the test's tmp folder.
@@ -27,7 +29,8 @@ from lmdp_pipeline.paths import PROJECT_ROOT
 
 CHROMIUM = Path(os.environ.get("LMDP_CHROMIUM", "/usr/bin/chromium"))
 PROJECT = "P2026-001"
-CHECK_NAMES = ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique"]
+CHECK_NAMES = ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique",
+               "row_order", "period_complete"]
 STARTUP_SECONDS = 180
 BUILD_SECONDS = 300
 
@@ -67,8 +70,10 @@ def _wait(what: str, seconds: float, probe, log: Path):
     pytest.fail(f"timed out after {seconds} s waiting for {what}; dagster dev log ends with:\n{tail}")
 
 
-RUNS = """query { runsOrError(filter: {pipelineName: "project_build"}) {
+RUNS = """query ($job: String!) { runsOrError(filter: {pipelineName: $job}) {
   ... on Runs { results { runId status tags { key value } } } } }"""
+OBSERVATIONS = """query { assetOrError(assetKey: {path: ["audit_log"]}) { ... on Asset {
+  assetObservations(limit: 50) { runId metadataEntries { label ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text } } } } } }"""
 CHECK = """query ($key: AssetKeyInput!, $name: String!, $partition: String) {
   assetCheckExecutions(assetKey: $key, checkName: $name, partition: $partition, limit: 1) {
     runId status evaluation { success } } }"""
@@ -122,8 +127,8 @@ def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platf
     shutil.copy(held / f"{PROJECT}.yaml", incoming)
     incoming.rename(home / "approvals" / f"{PROJECT}.yaml")  # dropped atomically, as docs/operations.md says
 
-    def finished_run():
-        runs = _graphql(port, RUNS)["runsOrError"]["results"]
+    def finished_run(job: str = "project_build"):
+        runs = _graphql(port, RUNS, {"job": job})["runsOrError"]["results"]
         done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
         return done[0] if done else None
 
@@ -142,9 +147,48 @@ def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platf
         [materialization] = asset["assetMaterializations"]
         assert materialization["runId"] == run["runId"] and label in {e["label"] for e in materialization["metadataEntries"]}, path
 
-    screenshot = _asset_graph_screenshot(port, Path(os.environ.get("LMDP_E2E_ARTIFACTS", tmp_path)))
+    artifacts = Path(os.environ.get("LMDP_E2E_ARTIFACTS", tmp_path))
+    screenshot = _asset_graph_screenshot(port, artifacts)
     assert screenshot.stat().st_size > 20_000, "a rendered graph, not a blank page"
+
+    revoked = subprocess.run([str(Path(sys.executable).parent / "lmdp"), "revoke", PROJECT, "--reason", "end-to-end test"],
+                             env=platform[2], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    retire = _wait("the retire_project run", 60, lambda: finished_run("retire_project"), log)
+    assert retire["status"] == "SUCCESS" and not (home / "extracts" / f"{PROJECT}.duckdb").exists()
+    last = json.loads((home / "audit" / "audit.jsonl").read_text().splitlines()[-1])
+    heads = [{e["label"]: e.get("intValue", e.get("text")) for e in o["metadataEntries"]} | {"runId": o["runId"]}
+             for o in _graphql(port, OBSERVATIONS)["assetOrError"]["assetObservations"]]
+    assert {"sequence": last["seq"], "hash": last["hash"], "event": "project_retired", "project": PROJECT, "runId": retire["runId"]} in heads
+    assert {h["runId"] for h in heads} >= {run["runId"], retire["runId"]}, "each run recorded the heads of the lines it wrote"
+    page = _run_page_screenshot(port, retire["runId"], artifacts)
+    assert page.stat().st_size > 20_000
     assert master not in log.read_text(errors="replace"), "the master key never reaches the logs"
+
+
+BROWSER_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _run_page_screenshot(port: int, run_id: str, folder: Path) -> Path:
+    """The retire_project run's page, once its event log shows the audit chain head it recorded."""
+    from playwright.sync_api import sync_playwright
+
+    target = folder / "retire-project-run.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/runs/{run_id}", wait_until="networkidle")
+            skip = page.get_by_role("button", name="Skip")
+            if skip.count():
+                skip.click()
+            page.get_by_text("retire_project_op").first.wait_for(timeout=60_000)
+            page.get_by_text("audit_log").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(target), full_page=True)
+        finally:
+            browser.close()
+    return target
 
 
 def _asset_graph_screenshot(port: int, folder: Path) -> Path:
@@ -154,10 +198,8 @@ def _asset_graph_screenshot(port: int, folder: Path) -> Path:
     assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "asset-graph-projects.png"
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=flags)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/locations/lmdp_pipeline/asset-groups/projects", wait_until="networkidle")

@@ -22,6 +22,8 @@ from .code_lists import CodeList
 from .models import Contract
 
 CODE_LISTS_SUBDIR = "code_lists"
+POLICY_NAME = "disclosure_policy"
+"""The one file of the data dictionary folder that is not a register contract (lmdp_pipeline.disclosure_policy reads it)."""
 
 
 class ContractError(ValueError):
@@ -156,7 +158,7 @@ def _load_contracts(directory: Path, fingerprint: tuple) -> ContractSet:
     code_lists = {
         path.stem: load_code_list(path) for path in sorted((directory / CODE_LISTS_SUBDIR).glob("*.yaml"))
     }
-    paths = sorted(directory.glob("*.yaml"))
+    paths = [p for p in sorted(directory.glob("*.yaml")) if p.stem != POLICY_NAME]
     if not paths:
         raise ContractError(f"{directory}: no register contracts (*.yaml) found")
     contracts = {path.stem: load_contract(path, code_lists) for path in paths}

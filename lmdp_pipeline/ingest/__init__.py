@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..contracts import ContractSet
-from ..paths import PlatformPaths
+from ..paths import PlatformPaths, warehouse_file
 from ..period import parse_month
 from ..spill import connect, spill_folder
 from .report import Check, DeliveryRefused, Finding, ValidationReport
-from .staging import sql_type, stage, warehouse_file
+from .staging import sql_type, stage
 from .store import previous_month, promote, quarantine, stored_rows, write_candidate
 from .structure import fingerprint, read_header, rejected_lines, scan_sql
 from .validate import validate_staged

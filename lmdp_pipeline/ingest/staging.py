@@ -18,6 +18,7 @@ import duckdb
 
 from ..contracts import Contract, Variable, VariableType
 from ..identifiers import identifier_checks, install_macros
+from ..paths import warehouse_file
 from ..sql import quote_identifier as q
 from ..sql import quote_literal
 from .report import Check
@@ -58,10 +59,6 @@ def flag_word(word: int) -> str:
 
 def sql_type(variable: Variable) -> str:
     return SQL_TYPES.get(variable.type, "VARCHAR")
-
-
-def warehouse_file(warehouse: Path, register: str, month: str) -> Path:
-    return warehouse / register / f"{register}_{month}.parquet"
 
 
 def _raw(variable: Variable) -> str:

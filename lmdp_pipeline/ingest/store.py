@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 
 from ..contracts import Contract
+from ..paths import warehouse_file
 from ..sql import quote_identifier, quote_literal
 from .report import ValidationReport
-from .staging import warehouse_file
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600

@@ -30,6 +30,8 @@ def example_approvals(period: Period) -> dict[str, dict]:
             "status": "approved",
             "approved_on": dt.date(2026, 11, 2),
             "expires_on": dt.date(2028, 12, 31),
+            "approved_by": ["m.weber", "s.dupont"],
+            "researchers": ["a.schmit", "j.ferreira"],
             "period": {"from": str(period.first), "to": str(period.last)},
             "population": [
                 {"register": "affiliation", "where": {"a_status": {"in": ["employee"]}}},
@@ -59,6 +61,8 @@ def example_approvals(period: Period) -> dict[str, dict]:
             "status": "approved",
             "approved_on": dt.date(2026, 10, 15),
             "expires_on": dt.date(2028, 6, 30),
+            "approved_by": ["m.weber", "l.hoffmann"],
+            "researchers": ["c.muller"],
             "period": {"from": str(last_year.first), "to": str(last_year.last)},
             "population": [{"register": "affiliation", "where": {"a_status": {"eq": "pensioner"}}}],
             "variables": {

@@ -12,8 +12,8 @@ integer year; a band is its lower bound; a code level is the code of that level.
 
 from __future__ import annotations
 
-from .contracts import Level, Variable, VariableType
-from .sql import quote_literal
+from ..contracts import Level, Variable, VariableType
+from ..sql import quote_literal
 
 
 def _map_literal(mapping: dict[str, str]) -> str:

@@ -1,6 +1,6 @@
 """A project's population and period, compiled to SQL over the warehouse.
 
-Column names come from the contracts (checked by ``approvals.check_approval`` and
+Column names come from the contracts (checked by ``rules.check_approval`` and
 quoted); every value from an approval is bound as a statement parameter, so no text of
 a spec ever becomes SQL. The population is the persons with at least one row in the
 period matching every condition of a block, in every block (SPEC section 4).
@@ -12,19 +12,22 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from .approvals import Approval, Condition
-from .contracts import Contract, ContractSet, Variable, VariableType
-from .spill import connect, spill_folder
-from .sql import quote_identifier as q
-from .sql import quote_literal
+from ..contracts import Contract, ContractSet, Variable, VariableType
+from ..paths import warehouse_glob, warehouse_months
+from ..period import Period
+from ..spill import connect, spill_folder
+from ..sql import quote_identifier as q
+from ..sql import quote_literal
+from .approval import Approval, Condition
+from .rules import registers_read
 
 
 def register_files(warehouse: Path, register: str) -> str:
-    return f"read_parquet({quote_literal(warehouse / register / f'{register}_*.parquet')})"
+    return f"read_parquet({quote_literal(warehouse_glob(warehouse, register))})"
 
 
 def _coerce(variable: Variable, value: Any) -> Any:
-    """A spec value in the column's type: codes are text even when YAML read them as numbers."""
+    """A spec value in the column's type (``rules`` checked it has one): codes are text even when YAML read them as numbers."""
     if variable.type is VariableType.date:
         return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
     if variable.type is VariableType.integer:
@@ -52,9 +55,9 @@ def _period_sql(contract: Contract) -> str:
     return f"{q(contract.delivery.month_column)} BETWEEN $period_from AND $period_to"
 
 
-def population_sql(approval: Approval, contracts: ContractSet, warehouse: Path) -> tuple[str, dict[str, Any]]:
+def population_sql(approval: Approval, contracts: ContractSet, warehouse: Path, period: Period) -> tuple[str, dict[str, Any]]:
     """SQL for the distinct matricules (column ``person``) of the population, and its parameters."""
-    params: dict[str, Any] = period_parameters(approval)
+    params: dict[str, Any] = period_parameters(period)
     blocks = []
     for index, block in enumerate(approval.population):
         contract = contracts[block.register]
@@ -69,8 +72,9 @@ def population_sql(approval: Approval, contracts: ContractSet, warehouse: Path) 
     return " INTERSECT ".join(f"({b})" for b in blocks), params
 
 
-def period_parameters(approval: Approval) -> dict[str, str]:
-    return {"period_from": approval.period.from_, "period_to": approval.period.to}
+def period_parameters(period: Period) -> dict[str, str]:
+    """The resolved period as statement parameters (a rolling period's end is a month by now)."""
+    return {"period_from": str(period.first), "period_to": str(period.last)}
 
 
 def register_rows_sql(contract: Contract, warehouse: Path, population: str | None, columns: list[str]) -> str:
@@ -92,18 +96,14 @@ def register_rows_sql(contract: Contract, warehouse: Path, population: str | Non
     )
 
 
-def available_months(warehouse: Path, registers: list[str]) -> list[str]:
-    """Months present in the warehouse for every one of ``registers``."""
-    sets = []
-    for register in registers:
-        files = (warehouse / register).glob(f"{register}_*.parquet")
-        sets.append({f.stem.rsplit("_", 1)[1] for f in files})
-    return sorted(set.intersection(*sets)) if sets else []
+def months_held(warehouse: Path, approval: Approval, contracts: ContractSet) -> dict[str, list[str]]:
+    """The warehouse months of every known register the approval reads."""
+    return {r: warehouse_months(warehouse, r) for r in registers_read(approval) if r in contracts.registers}
 
 
-def estimate(approval: Approval, contracts: ContractSet, warehouse: Path) -> tuple[int, dict[str, int]]:
+def estimate(approval: Approval, contracts: ContractSet, warehouse: Path, period: Period) -> tuple[int, dict[str, int]]:
     """Persons in the population and rows per requested register, counted in the warehouse."""
-    sql, params = population_sql(approval, contracts, warehouse)
+    sql, params = population_sql(approval, contracts, warehouse, period)
     with spill_folder(warehouse) as spill, connect(spill) as con:
         # no key is needed to count: the population table gets empty pseudonyms
         con.execute(f"CREATE TEMP TABLE population AS SELECT person AS identifier, NULL AS pseudonym FROM ({sql})", params)
@@ -113,5 +113,5 @@ def estimate(approval: Approval, contracts: ContractSet, warehouse: Path) -> tup
             contract = contracts[register]
             population = "population" if contract.has_persons else None
             sql = register_rows_sql(contract, warehouse, population, [contract.delivery.month_column])
-            rows[register] = con.execute(f"SELECT count(*) FROM ({sql})", period_parameters(approval)).fetchone()[0]
+            rows[register] = con.execute(f"SELECT count(*) FROM ({sql})", period_parameters(period)).fetchone()[0]
     return persons, rows

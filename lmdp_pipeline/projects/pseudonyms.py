@@ -22,8 +22,8 @@ import hashlib
 
 import duckdb
 
-from .contracts import IdentifierKind
-from .keys import ProjectKey
+from ..contracts import IdentifierKind
+from ..keys import ProjectKey
 
 BLOCK_BYTES = 64
 PSEUDONYM_HEX = 16

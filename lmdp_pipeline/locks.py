@@ -1,0 +1,53 @@
+"""Per-project locks: a build and a retirement of the same project never run at the same time.
+
+An advisory ``flock`` on ``locks/<project>.lock``: the kernel releases it when the
+holder exits, however it exits (a build killed with SIGKILL leaves no stale lock). It
+holds between processes of one machine, or of machines sharing a file system that
+honours ``flock`` (docs/scaling-out.md); the run queue's per-project concurrency limit
+is the second line of defence across machines.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .paths import PRIVATE_DIR, PRIVATE_FILE
+
+WAIT_SECONDS = 3600.0
+POLL_SECONDS = 0.2
+
+
+class LockTimeout(Exception):
+    """Another run held the project for longer than this one could wait."""
+
+
+@contextmanager
+def project_lock(path: Path, what: str, wait_seconds: float = WAIT_SECONDS, on_wait=None) -> Iterator[None]:
+    """Hold the lock at ``path`` for the block; wait for it up to ``wait_seconds`` (``on_wait`` is told once)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"{what}: another build or retirement of the project held it for more than {wait_seconds:.0f} s; "
+                        "nothing was done; look for a stuck run of the project in the Dagster UI, then retry"
+                    ) from None
+                if not told and on_wait is not None:
+                    on_wait()
+                    told = True
+                time.sleep(POLL_SECONDS)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
