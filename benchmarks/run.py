@@ -62,28 +62,76 @@ def median_of(case: str, home: Path, register: str, repeats: int) -> dict:
     }
 
 
+def ingestion_section(args, home: Path) -> list[str]:
+    rows = []
+    for register in ("individuals", "jobs"):
+        bare = median_of("bare_copy", home, register, args.repeats)
+        ours = median_of("ingest", home, register, args.repeats)
+        rows.append((register, bare, ours))
+        print(f"{register}: bare {bare['seconds']:.2f} s, ingest {ours['seconds']:.2f} s ({ours['seconds'] / bare['seconds']:.1f}x)", flush=True)
+    gx = median_of("gx_import", home, "individuals", args.repeats)
+    return [
+        f"Ingestion of one month of a {args.persons:,}-person population (target: at most 3x the bare copy):",
+        "",
+        *_table(rows, "bare DuckDB CSV to Parquet", "ingest + validate (GX)"),
+        "",
+        f"Importing Great Expectations costs {gx['seconds']:.1f} s once per process (not in the ingest column: "
+        "a run pays it once per step process).",
+        "",
+    ]
+
+
+def pseudonymisation_section(args, home: Path) -> list[str]:
+    bare = median_of("bare_copy_person_months", home, "-", args.repeats)
+    ours = median_of("pseudonymise_person_months", home, "-", args.repeats)
+    print(f"pseudonymise: bare {bare['seconds']:.2f} s, ours {ours['seconds']:.2f} s ({ours['seconds'] / bare['seconds']:.1f}x)")
+    return [
+        "Pseudonymisation (target: at most 2x the bare copy of the same rows):",
+        "",
+        *_table([("12,000,000 person-months, 1,000,000 persons", bare, ours)], "bare DuckDB Parquet copy", "HMAC map + join, identifier dropped"),
+        "",
+    ]
+
+
+def extract_section(args, home: Path) -> list[str]:
+    extract = {case: median_of(f"extract_{case}", home, "-", 1 if case == "pandas" else args.repeats) for case in ("bare_copy", "pipeline", "pandas")}
+    print(", ".join(f"extract {case} {r['seconds']:.1f} s" for case, r in extract.items()))
+    bare, ours, pandas = extract["bare_copy"], extract["pipeline"], extract["pandas"]
+    return [
+        "Project extract: 100,000-person cohort, 24 months of 1,000,000-person individuals and jobs "
+        "(targets: at most 1.5x the bare copy, at least 10x faster than pandas; pandas run once):",
+        "",
+        "| implementation | rows delivered | seconds | ratio to bare copy | peak memory |",
+        "|---|---|---|---|---|",
+        *(f"| {label} | {r['rows']:,} | {r['seconds']:.1f} s | {r['seconds'] / bare['seconds']:.1f}x | {r['peak_rss_mb']:.0f} MB |"
+          for label, r in (("bare DuckDB copy of the cohort's rows", bare), ("lmdp_pipeline build_extract, checks included", ours),
+                           ("straightforward pandas", pandas))),
+        "",
+        f"The pipeline is {pandas['seconds'] / ours['seconds']:.1f}x faster than pandas and uses "
+        f"{pandas['peak_rss_mb'] / max(ours['peak_rss_mb'], 1):.0f}x less memory.",
+        "",
+    ]
+
+
+SECTIONS = {
+    "ingestion": ingestion_section,
+    "pseudonymisation": pseudonymisation_section,
+    "extract": extract_section,
+}
+"""Each section runs its cases and returns its part of docs/benchmarks.md; ``--only`` picks some."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--home", default=str(PROJECT_ROOT / "bench_out" / "home"))
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these sections only (default: all)")
     args = parser.parse_args()
     home = Path(args.home)
     prepare(home, args.persons)
-    ingestion = []
-    for register in ("individuals", "jobs"):
-        bare = median_of("bare_copy", home, register, args.repeats)
-        ours = median_of("ingest", home, register, args.repeats)
-        ingestion.append((register, bare, ours))
-        print(f"{register}: bare {bare['seconds']:.2f} s, ingest {ours['seconds']:.2f} s ({ours['seconds'] / bare['seconds']:.1f}x)", flush=True)
-    gx = median_of("gx_import", home, "individuals", args.repeats)
-    bare = median_of("bare_copy_person_months", home, "-", args.repeats)
-    ours = median_of("pseudonymise_person_months", home, "-", args.repeats)
-    print(f"pseudonymise: bare {bare['seconds']:.2f} s, ours {ours['seconds']:.2f} s ({ours['seconds'] / bare['seconds']:.1f}x)")
-    pseudonymisation = [("12,000,000 person-months, 1,000,000 persons", bare, ours)]
-    extract = {case: median_of(f"extract_{case}", home, "-", 1 if case == "pandas" else args.repeats) for case in ("bare_copy", "pipeline", "pandas")}
-    print(", ".join(f"extract {case} {r['seconds']:.1f} s" for case, r in extract.items()))
-    write_results(args, ingestion, gx, pseudonymisation, extract)
+    sections = [line for name in (args.only or SECTIONS) for line in SECTIONS[name](args, home)]
+    write_results(args, sections)
 
 
 def _table(rows, floor: str, ours: str) -> list[str]:
@@ -99,36 +147,13 @@ def _table(rows, floor: str, ours: str) -> list[str]:
     return lines
 
 
-def write_results(args, ingestion, gx, pseudonymisation, extract) -> None:
-    bare, ours, pandas = extract["bare_copy"], extract["pipeline"], extract["pandas"]
+def write_results(args, sections: list[str]) -> None:
     lines = [
-        f"### Run of {dt.date.today().isoformat()}",
+        f"### Run of {dt.date.today().isoformat()}" + (f" ({', '.join(args.only)} only)" if args.only else ""),
         "",
         f"Machine: {machine()}. Median of {args.repeats} runs, each case in its own process.",
         "",
-        f"Ingestion of one month of a {args.persons:,}-person population (target: at most 3x the bare copy):",
-        "",
-        *_table(ingestion, "bare DuckDB CSV to Parquet", "ingest + validate (GX)"),
-        "",
-        f"Importing Great Expectations costs {gx['seconds']:.1f} s once per process (not in the ingest column: "
-        "a run pays it once per step process).",
-        "",
-        "Pseudonymisation (target: at most 2x the bare copy of the same rows):",
-        "",
-        *_table(pseudonymisation, "bare DuckDB Parquet copy", "HMAC map + join, identifier dropped"),
-        "",
-        "Project extract: 100,000-person cohort, 24 months of 1,000,000-person individuals and jobs "
-        "(targets: at most 1.5x the bare copy, at least 10x faster than pandas; pandas run once):",
-        "",
-        "| implementation | rows delivered | seconds | ratio to bare copy | peak memory |",
-        "|---|---|---|---|---|",
-        *(f"| {label} | {r['rows']:,} | {r['seconds']:.1f} s | {r['seconds'] / bare['seconds']:.1f}x | {r['peak_rss_mb']:.0f} MB |"
-          for label, r in (("bare DuckDB copy of the cohort's rows", bare), ("lmdp_pipeline build_extract, checks included", ours),
-                           ("straightforward pandas", pandas))),
-        "",
-        f"The pipeline is {pandas['seconds'] / ours['seconds']:.1f}x faster than pandas and uses "
-        f"{pandas['peak_rss_mb'] / max(ours['peak_rss_mb'], 1):.0f}x less memory.",
-        "",
+        *sections,
     ]
     section = "\n".join(lines)
     existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n\n"
