@@ -24,9 +24,10 @@ from lmdp_pipeline.keys import KeystoreError
 from lmdp_pipeline.locks import LockTimeout
 from lmdp_pipeline.projects.approval import Approval, ApprovalError, parse_approval
 from lmdp_pipeline.projects.build import ExtractRefused, TableResult
-from lmdp_pipeline.projects.checks import CHECKS
+from lmdp_pipeline.projects.checks import CHECKS, WARN
 from lmdp_pipeline.projects.external import ExternalDataRefused, row_list
 from lmdp_pipeline.projects.lifecycle import BuildRefused, build_project
+from lmdp_pipeline.risk.report import headline, markdown
 
 from .registers import OWNERS, register_key
 from .resources import KeysResource, PlatformResource
@@ -164,8 +165,9 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
         owners=OWNERS,
         description=(
             "The project's extract, `extracts/<project>.duckdb`: one table per requested register, `external_<name>` per "
-            "external dataset, `_manifest`, `_inputs`, `_dictionary` and `_lineage`; checked before it replaces the previous "
-            "one, permissions 0600, published with `extracts/<project>.access.json` (the approval's researchers)."
+            "external dataset, `_manifest`, `_inputs`, `_dictionary`, `_lineage` and `_risk` (re-identification risk); "
+            "checked before it replaces the previous one, permissions 0600, published with "
+            "`extracts/<project>.access.json` (the approval's researchers). Metadata `risk/*`: the headline risk figures."
         ),
     )
 
@@ -211,15 +213,32 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
             "approval_sha256": checked.sha256,
             "fingerprint": checked.fingerprint,
             "researchers": dg.MetadataValue.json(checked.approval.researchers),
+            **_risk_metadata(result.risk),
         })
 
     return [project_extract]
 
 
+def _risk_metadata(risk) -> dict:
+    """The headline re-identification figures (counts and shares, never a value) and the preview's Markdown."""
+    figures = headline(risk)
+    return {
+        "risk": dg.MetadataValue.md(markdown(risk)),
+        "risk/result": figures["result"],
+        "risk/persons_at_risk": figures["persons_at_risk"],
+        "risk/share_at_risk": dg.MetadataValue.float(figures["share_at_risk"]),
+        "risk/highest_reidentification_rate": dg.MetadataValue.float(figures["highest_reidentification_rate"]),
+        "risk/population_uniques_in_a_month": figures["population_uniques_in_a_month"],
+        "risk/accepted": figures["accepted"],
+        "risk/policy_version": figures["policy_version"],
+    }
+
+
 def _check_results(outcomes) -> list[dg.AssetCheckResult]:
     return [
         dg.AssetCheckResult(
-            asset_key=EXTRACT_KEY, check_name=o.name, passed=o.passed, severity=dg.AssetCheckSeverity.ERROR,
+            asset_key=EXTRACT_KEY, check_name=o.name, passed=o.passed,
+            severity=dg.AssetCheckSeverity.WARN if o.severity == WARN else dg.AssetCheckSeverity.ERROR,
             metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in o.problems) or "none")},
         )
         for o in outcomes

@@ -1,5 +1,9 @@
 """``lmdp approvals check``, ``lmdp build`` and ``lmdp revoke``: a project's preview, build and end.
 
+The preview ends with the re-identification risk the build will measure, estimated
+from the warehouse before any key exists, and the coarser levels that would meet the
+disclosure policy (with the approval lines that apply them).
+
 Builds and retirements run the same Dagster jobs the sensors request, with the same
 typed config; the run checks, acts and audits. This module only parses arguments and
 prints what came out.
@@ -24,6 +28,8 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
     from lmdp_pipeline.projects.lifecycle import check
     from lmdp_pipeline.projects.rules import condition_lines, delivery_plan
     from lmdp_pipeline.projects.scope import estimate
+    from lmdp_pipeline.risk.assess import estimate_risk
+    from lmdp_pipeline.risk.report import preview_lines
 
     path = Path(args.file)
     contracts = load_contracts()
@@ -56,7 +62,14 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
         print(f"  table external_{name}: from external/{approval.project}/{dataset.file}, {read:,} rows, "
               f"{invalid_ids(invalid)} left out; rows outside the population are dropped at build")
         for column, declared in dataset.columns.items():
-            print(f"    {column:<16} {declared.type}{f' {declared.values}' if declared.values is not None else ''}")
+            qi = " (quasi-identifier)" if declared.quasi_identifier else ""
+            print(f"    {column:<16} {declared.type}{f' {declared.values}' if declared.values is not None else ''}{qi}")
+    risk = estimate_risk(paths, checked.plan)
+    for line in preview_lines(risk):
+        print(f"  {line}")
+    if risk.breaches and not risk.accepted:
+        raise CommandError(f"{path}: its build would be refused: the re-identification risk is beyond the disclosure policy and "
+                           "the approval records no risk_acceptance; apply a suggestion above or record the accepted risk")
 
 
 def invalid_ids(rows: list[int]) -> str:

@@ -25,11 +25,25 @@ class _Strict(BaseModel):
 
 
 class RiskPolicy(_Strict):
+    """What an extract may carry before its re-identification risk needs an accepted exception (docs/disclosure-risk.md).
+
+    - ``k``: a person is at risk in a month when fewer than k persons of the extract
+      share their combination of quasi-identifiers (k-anonymity);
+    - ``l``: ... or when the persons of their combination hold fewer than l distinct
+      values of a delivered restricted variable (l-diversity);
+    - ``max_share_at_risk``: the largest share of the extract's persons at risk in any
+      month of the period; the suggestions' suppression limit too (the records a
+      generalisation tool would suppress are the ones counted at risk here);
+    - ``max_reidentification_rate``: the largest expected number of re-identifications
+      per person of a table in any month, each record counting 1/F, F its combination's
+      frequency in the whole register that month (sdcMicro's global risk, counted, not
+      modelled).
+    """
+
     k: int = Field(ge=2)
-    max_share_at_risk: float = Field(ge=0, le=1)
-    max_expected_reidentifications: float = Field(ge=0)
     l: int = Field(ge=1)  # noqa: E741 - the literature's name
-    max_suppressed_share: float = Field(ge=0, le=1)
+    max_share_at_risk: float = Field(ge=0, le=1)
+    max_reidentification_rate: float = Field(ge=0, le=1)
 
 
 class OutputPolicy(_Strict):

@@ -27,7 +27,8 @@ from sensors.projects import project_approvals, project_expiry
 
 MASTER = base64.b64encode(secrets.token_bytes(32)).decode()
 CHECK_NAMES = ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique",
-               "row_order", "period_complete"]
+               "row_order", "period_complete", "disclosure_risk"]
+EXAMPLES = ["P2026-001", "P2026-002", "P2026-003"]
 
 
 @pytest.fixture
@@ -91,12 +92,12 @@ def test_the_approval_sensor_only_decides(home):
     """It requests builds with the fingerprint in typed config; it creates no key and writes no audit line."""
     with dg.instance_for_test() as instance:
         result = tick(project_approvals, instance, home)
-        assert sorted(r.partition_key for r in result.run_requests) == ["P2026-001", "P2026-002"]
+        assert sorted(r.partition_key for r in result.run_requests) == EXAMPLES
         first = next(r for r in result.run_requests if r.partition_key == "P2026-001")
         assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
         assert first.run_config == build_run_config(fingerprint(home, home.approvals / "P2026-001.yaml"), "sensor project_approvals")
         assert first.tags["lmdp/project"] == "P2026-001"
-        assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["P2026-001", "P2026-002"]
+        assert sorted(result.dynamic_partitions_requests[0].partition_keys) == EXAMPLES
         assert keystore(home).projects() == [] and events(home) == []
         assert tick(project_approvals, instance, home, result.cursor).run_requests == []
 
@@ -107,11 +108,12 @@ def test_a_sensor_requested_build_creates_the_key_publishes_and_audits_in_its_ru
         instance.add_dynamic_partitions(PROJECTS.name, ["P2026-001"])
         result = run_request(project_assets, home, instance, request)
         assert result.success
-        assert [e["event"] for e in events(home, project="P2026-001")] == ["build_requested", "key_created", "build_started", "build_published"]
+        assert [e["event"] for e in events(home, project="P2026-001")] == [
+            "build_requested", "key_created", "build_started", "risk_accepted", "build_published"]
         assert events(home, "build_requested")[0]["requested_by"] == "sensor project_approvals"
         assert {e["run_id"] for e in events(home) if "run_id" in e} == {result.run_id}
         observed = [r.asset_observation.metadata["sequence"].value for r in instance.fetch_observations(AUDIT_LOG_KEY, limit=20).records]
-        assert sorted(observed) == [1, 2, 3, 4], "each line's chain head is in the run's event log"
+        assert sorted(observed) == [1, 2, 3, 4, 5], "each line's chain head is in the run's event log"
         assert verify(AuditLog(home.audit).path, recorded_head(instance)).ok
         access = json.loads(home.access_file("P2026-001").read_text())
         assert access["researchers"] == ["a.schmit", "j.ferreira"] and access["extract"] == "P2026-001.duckdb"
@@ -121,8 +123,9 @@ def test_a_build_writes_the_extract_with_lineage_and_no_secret_anywhere(project_
     with dg.instance_for_test() as instance:
         result = build(project_assets, home, instance, "P2026-001")
         assert result.success
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        assert checks == dict.fromkeys(CHECK_NAMES, True)
+        checks = {e.check_name: (e.passed, e.severity) for e in result.get_asset_check_evaluations()}
+        accepted = (False, dg.AssetCheckSeverity.WARN)  # on 600 persons the example exceeds the policy; its approval accepts it
+        assert checks == dict.fromkeys(CHECK_NAMES, (True, dg.AssetCheckSeverity.ERROR)) | {"disclosure_risk": accepted}
         materialized = {m.asset_key: m for m in result.asset_materializations_for_node("project_extract")}
         assert set(materialized) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
         linkage = materialized[EXTERNAL_KEY].metadata["datasets"].value["external_survey_2025"]

@@ -59,7 +59,7 @@ def test_a_month_materialises_with_metadata_and_passing_checks(register_assets, 
         assert metadata["rows_read"].value == metadata["rows_stored"].value == metadata["dagster/row_count"].value > 0
         assert metadata["rows_rejected"].value == 0
         assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:3] == ["j_matricule", "j_employer", "j_month"]
-        assert metadata["contract_version"].value == "1.0.0"
+        assert metadata["contract_version"].value == "1.1.0"
         assert metadata["data_dictionary"].value.endswith("dictionary/html/jobs.html")
         evaluations = result.get_asset_check_evaluations()
         assert len(evaluations) == 9 * 5

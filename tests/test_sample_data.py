@@ -174,7 +174,7 @@ def test_benefits_absences_and_jobs_are_coherent(con):
 
 
 def test_example_approvals_and_external_file(generated):
-    assert [p.name for p in generated.approvals] == ["P2026-001.yaml", "P2026-002.yaml"]
+    assert [p.name for p in generated.approvals] == ["P2026-001.yaml", "P2026-002.yaml", "P2026-003.yaml"]
     survey = generated.external[0]
     lines = survey.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "matricule,q_health,q_hours"
@@ -187,7 +187,7 @@ def test_generation_is_deterministic(tmp_path, contracts):
     second = generate(tmp_path / "b", persons=300, period="2024-01:2024-03", seed=3, contracts=contracts)
     other = generate(tmp_path / "c", persons=300, period="2024-01:2024-03", seed=4, contracts=contracts)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 9 * 3 + 3
+    assert len(files) == 9 * 3 + 4
     _, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", [str(f) for f in files], shallow=False)
     assert mismatch == [] and errors == []
     assert first.rows == second.rows

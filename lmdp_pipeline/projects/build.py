@@ -6,7 +6,9 @@ each register's table is written straight into the candidate in one pass over th
 warehouse (filter, coarsen, pseudonymise, sort), the blocking checks run on the same
 connection, and only then is the file renamed into place (permissions 0600). A reader
 sees the previous extract or the new one, never a mix; a refused or failed build
-leaves no file behind.
+leaves no file behind. Once the data tables are written, their re-identification risk
+is measured on the same connection (``lmdp_pipeline.risk``) and written as ``_risk``;
+the ``disclosure_risk`` check judges it with the others.
 
 The population and period come from ``scope`` (values bound as parameters), each
 variable from its approved level in ``granularity``, and every identifier from the
@@ -30,6 +32,8 @@ import duckdb
 from ..contracts import IdentifierKind
 from ..keys import ProjectKey
 from ..paths import PRIVATE_DIR, PRIVATE_FILE, PRIVATE_UMASK, PlatformPaths
+from ..risk.assess import RiskAssessment, assess_candidate
+from ..risk.report import write_risk_table
 from ..spill import connect, spill_folder
 from ..sql import quote_identifier as q
 from .checks import BuildFacts, CheckOutcome, check_extract, persons_per_table
@@ -59,6 +63,7 @@ class ExtractResult:
     tables: list[TableResult]
     checks: list[CheckOutcome] = field(default_factory=list)
     externals: list[ExternalTable] = field(default_factory=list)
+    risk: RiskAssessment | None = None
 
     @property
     def rows(self) -> dict[str, int]:
@@ -70,7 +75,7 @@ class ExtractRefused(Exception):
 
     def __init__(self, project: str, checks: list[CheckOutcome]):
         self.checks = checks
-        failed = [c for c in checks if not c.passed]
+        failed = [c for c in checks if c.blocks]
         super().__init__(
             f"extract of {project} not published: " + "; ".join(f"{c.name}: {', '.join(c.problems)}" for c in failed)
         )
@@ -205,19 +210,27 @@ class ExtractBuilder:
         self.tables.append(result)
         return result
 
+    def assess_risk(self) -> RiskAssessment:
+        """The re-identification risk of the tables written so far, kept for the checks and written as ``_risk``."""
+        self.facts.risk = assess_candidate(self.con, self.plan, self.paths)
+        write_risk_table(self.con, self.facts.risk)
+        return self.facts.risk
+
     def document(self, provenance: dict) -> None:
         write_documentation(self.con, self.plan, self.key, self.tables, self.externals, provenance, self.paths)
 
 
 def build_extract(
-    plan: Plan, paths: PlatformPaths, key: ProjectKey, provenance: dict, before_publish: Callable[[], None] | None = None
+    plan: Plan, paths: PlatformPaths, key: ProjectKey, provenance: dict,
+    before_publish: Callable[[RiskAssessment], None] | None = None,
 ) -> ExtractResult:
     """Every requested table and external dataset, the documentation and the blocking checks, then the published file.
 
-    ``before_publish`` runs after the checks pass and just before the rename: the life
-    cycle re-checks there that the project was not retired, nor its approval changed,
-    while the build ran (it raises to stop the publication). Raises ExtractRefused
-    (nothing published, previous extract kept) if a check fails.
+    ``before_publish`` runs after the checks pass and just before the rename, with the
+    risk assessment: the life cycle re-checks there that the project was not retired,
+    nor its approval changed, while the build ran (it raises to stop the publication),
+    and audits an accepted risk. Raises ExtractRefused (nothing published, previous
+    extract kept) if a check fails with severity ERROR.
     """
     with spill_folder(paths.warehouse, build_label(plan.project)) as spill, CandidateExtract(paths, plan.project, spill) as candidate:
         builder = ExtractBuilder(candidate.con, plan, paths, key)
@@ -226,14 +239,15 @@ def build_extract(
             builder.register_table(register)
         for name in plan.approval.external:
             builder.external_table(name)
+        builder.assess_risk()
         builder.document(provenance)
         checks = check_extract(candidate.con, plan, builder.facts)
-        if any(not c.passed for c in checks):
+        if any(c.blocks for c in checks):
             raise ExtractRefused(plan.project, checks)
         persons = persons_per_table(candidate.con)
         for table in builder.tables:
             table.persons = persons.get(table.name, 0)
         if before_publish is not None:
-            before_publish()
+            before_publish(builder.facts.risk)
         path = candidate.publish()
-    return ExtractResult(path, key.key_id, builder.persons, builder.tables, checks, builder.externals)
+    return ExtractResult(path, key.key_id, builder.persons, builder.tables, checks, builder.externals, builder.facts.risk)

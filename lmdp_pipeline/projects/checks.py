@@ -13,6 +13,13 @@ table, the orders its rows must not follow (matricules; the researchers' file or
 Checks look at the distinct values of each column (collected once, in one temporary
 table, every column of every type cast to text), not at every cell: a few hundred
 codes instead of millions of rows. Results carry counts and names, never values.
+
+``disclosure_risk`` judges the re-identification risk the build measured on the
+candidate (``lmdp_pipeline.risk``) against the disclosure policy. It is the one check
+whose failure an approval can accept: with a ``risk_acceptance`` (a justification and
+compensating measures) a breach of the policy is a warning (severity WARN), which does
+not stop publication; without one, or when the extract's classes are not in the
+register at all, it is an error like every other check.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -27,6 +35,9 @@ from ..sql import quote_identifier as q
 from ..sql import quote_literal
 from .plan import DOCUMENTATION_TABLES, PERSON_ID, Plan, row_order
 from .rules import uses_needing_justification
+
+if TYPE_CHECKING:
+    from ..risk.assess import RiskAssessment
 
 DIGIT_RUN = "[0-9]{8,}"
 """Eight digits or more in a row: a provider code is 8, an employer number 11, a matricule 13.
@@ -51,6 +62,12 @@ class BuildFacts:
     identifier_maps: list[str] = field(default_factory=list)
     orders: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     """table -> (pseudonym column, temporary table (identifier, pseudonym)) pairs: orders the rows must not follow."""
+    risk: RiskAssessment | None = None
+    """The re-identification risk measured on the candidate's tables (``risk.assess_candidate``)."""
+
+
+ERROR = "ERROR"
+WARN = "WARN"
 
 
 @dataclass
@@ -58,10 +75,16 @@ class CheckOutcome:
     name: str
     description: str
     problems: list[str] = field(default_factory=list)
+    severity: str = ERROR  # WARN: a failure that does not stop publication (an accepted risk)
 
     @property
     def passed(self) -> bool:
         return not self.problems
+
+    @property
+    def blocks(self) -> bool:
+        """Failed with severity ERROR: the candidate must not be published."""
+        return bool(self.problems) and self.severity == ERROR
 
 
 CHECKS = {
@@ -81,6 +104,11 @@ CHECKS = {
         "nor the order of the researchers' files."
     ),
     "period_complete": "Every month of the period was read for every register, and _manifest says which months each table holds.",
+    "disclosure_risk": (
+        "The re-identification risk of the extract is within the disclosure policy (persons below k or l in some month, "
+        "expected re-identifications counted against the whole register), or the approval accepts it with compensating "
+        "measures (then a warning)."
+    ),
 }
 
 
@@ -271,6 +299,19 @@ def _period_complete(con, plan: Plan) -> list[str]:
     return problems
 
 
+def _disclosure_risk(plan: Plan, facts: BuildFacts) -> tuple[list[str], str]:
+    """The breaches of the policy and the integrity problems; WARN when only accepted breaches remain."""
+    risk = facts.risk
+    if risk is None:
+        return ["the re-identification risk was not measured"], ERROR
+    problems = risk.problems + risk.integrity
+    if risk.accepted:
+        acceptance = plan.approval.risk_acceptance
+        return [f"risk accepted by {', '.join(acceptance.accepted_by)} ({acceptance.justification}) with: "
+                f"{'; '.join(acceptance.compensating_measures)}", *problems], WARN
+    return problems, ERROR
+
+
 def check_extract(con: duckdb.DuckDBPyConnection, plan: Plan, facts: BuildFacts) -> list[CheckOutcome]:
     """Run every check on the candidate extract open on ``con`` (the build's connection)."""
     data_tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()
@@ -285,4 +326,6 @@ def check_extract(con: duckdb.DuckDBPyConnection, plan: Plan, facts: BuildFacts)
         "row_order": _row_order(con, plan, facts),
         "period_complete": _period_complete(con, plan),
     }
-    return [CheckOutcome(name, CHECKS[name], problems) for name, problems in results.items()]
+    outcomes = [CheckOutcome(name, CHECKS[name], problems) for name, problems in results.items()]
+    problems, severity = _disclosure_risk(plan, facts)
+    return outcomes + [CheckOutcome("disclosure_risk", CHECKS["disclosure_risk"], problems, severity)]

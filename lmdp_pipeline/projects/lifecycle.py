@@ -10,7 +10,9 @@ nothing else decides: ``build_project`` and ``retire_project`` act and audit,
   before the rename the tombstone and the approval are checked once more, so a
   retirement or a new approval during the build is never overtaken by it. The
   extract's access list (``<project>.access.json``: the approval's researchers) is
-  published with it.
+  published with it. An extract beyond the disclosure policy is published only when
+  its approval accepts the risk; the acceptance is audited (``risk_accepted``, with the
+  figures accepted) just before the rename.
 - **Keys are never silently remade.** A project with history (an audit entry for its
   key, an extract, an earlier materialisation) whose key file is missing or unreadable
   is refused: the key is lost. Only ``reissue_key`` makes a new one, audited, and every
@@ -40,6 +42,7 @@ from ..files import cached_sha256, write_private
 from ..keys import KeyFolder, KeyNotFound, Keystore, KeystoreError, ProjectKey
 from ..locks import project_lock
 from ..paths import InvalidProjectId, PlatformPaths, project_id, spill_leftovers
+from ..risk.report import headline
 from .approval import Approval, ApprovalError, parse_approval
 from .build import ExtractRefused, ExtractResult, build_extract, build_label
 from .external import ExternalDataRefused
@@ -266,7 +269,15 @@ def _build_locked(paths, contracts, keystore, project, audit, expected_fingerpri
             raise BuildRefused(f"the approval of {project} changed while its build ran; nothing published (the new one is built next)")
 
     provenance = {"approval_file": path.name, "approval_sha256": checked.sha256, "dagster_run_id": run_id}
-    result = build_extract(checked.plan, paths, key, provenance, before_publish=still_authorised)
+    def before_publish(risk) -> None:
+        still_authorised()
+        if risk.accepted:
+            acceptance = checked.approval.risk_acceptance
+            audit.record("risk_accepted", project=project, policy_version=risk.policy.version, breaches=risk.problems,
+                         figures=headline(risk), justification=acceptance.justification,
+                         compensating_measures=acceptance.compensating_measures, accepted_by=acceptance.accepted_by, run_id=run_id)
+
+    result = build_extract(checked.plan, paths, key, provenance, before_publish=before_publish)
     write_access(paths, checked.approval, key)
     audit.record("build_published", project=project, extract=result.path.name, key_id=key.key_id, rows=result.rows,
                  persons=result.persons, checks={c.name: c.passed for c in result.checks}, run_id=run_id)

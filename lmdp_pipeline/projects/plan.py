@@ -21,7 +21,7 @@ from ..period import Period
 from .approval import Approval
 from .rules import registers_read, requested_level
 
-DOCUMENTATION_TABLES = ("_manifest", "_inputs", "_dictionary", "_lineage")
+DOCUMENTATION_TABLES = ("_manifest", "_inputs", "_dictionary", "_lineage", "_risk")
 ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
 PERSON_ID = "person_id"
 EXTERNAL_PREFIX = "external_"

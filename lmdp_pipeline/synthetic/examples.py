@@ -1,7 +1,12 @@
-"""The two example approvals and the researchers' external file that come with sample data.
+"""The three example approvals and the researchers' external file that come with sample data.
 
-They are written against the generated period so that ``lmdp demo`` can build both
-projects straight away; their format is SPEC section 4.
+They are written against the generated period so that ``lmdp demo`` can build every
+project straight away. They show the three outcomes of the re-identification risk
+measure (docs/disclosure-risk.md) on a synthetic register of a few thousand persons:
+P2026-003 asks for little and meets the disclosure policy; P2026-001 (canton,
+occupation, a survey's working hours) and P2026-002 (citizenship by country) do not,
+their previews propose coarser levels, and their approvals accept the risk with
+compensating measures, so they build with a warning.
 """
 
 from __future__ import annotations
@@ -50,8 +55,19 @@ def example_approvals(period: Period) -> dict[str, dict]:
                 "survey_2025": {
                     "file": SURVEY_FILE,
                     "id_column": "matricule",
-                    "columns": {"q_health": {"type": "integer", "values": [1, 2, 3, 4, 5]}, "q_hours": {"type": "integer"}},
+                    "columns": {"q_health": {"type": "integer", "values": [1, 2, 3, 4, 5]},
+                                "q_hours": {"type": "integer", "quasi_identifier": True}},
                 }
+            },
+            "risk_acceptance": {
+                "justification": "Canton of residence and occupation are the exposures the study compares; coarser levels "
+                                 "cannot answer its question.",
+                "compensating_measures": [
+                    "no microdata leave the remote-access environment (no export of records)",
+                    "outputs are checked at a threshold of 20 persons per cell instead of 10",
+                    "the researchers sign the platform's undertaking not to re-identify anyone",
+                ],
+                "accepted_by": ["m.weber", "s.dupont"],
             },
         },
         "P2026-002": {
@@ -73,6 +89,32 @@ def example_approvals(period: Period) -> dict[str, dict]:
             "justifications": {
                 "individuals.i_citizenship": "Health-care use differs by country of origin within the EU; the 7 groups hide it.",
                 "benefits_in_kind": "Health-care use is the outcome of the study.",
+            },
+            "risk_acceptance": {
+                "justification": "The comparison between EU countries of citizenship is what the study is funded for; the "
+                                 "seven groups merge the countries it compares.",
+                "compensating_measures": [
+                    "no output crosses citizenship by country with birth year",
+                    "outputs are checked at a threshold of 20 persons per cell instead of 10",
+                    "no microdata leave the remote-access environment (no export of records)",
+                ],
+                "accepted_by": ["m.weber", "l.hoffmann"],
+            },
+        },
+        "P2026-003": {
+            "project": "P2026-003",
+            "title": "Sickness cash benefits of employees by sex",
+            "institution": "STATEC",
+            "status": "approved",
+            "approved_on": dt.date(2026, 11, 20),
+            "expires_on": dt.date(2028, 12, 31),
+            "approved_by": ["s.dupont", "l.hoffmann"],
+            "researchers": ["p.reuter"],
+            "period": {"from": str(last_year.first), "to": str(last_year.last)},
+            "population": [{"register": "affiliation", "where": {"a_status": {"eq": "employee"}}}],
+            "variables": {
+                "individuals": {"i_sex": "default"},
+                "cash_benefits": {"cb_type": "branch", "cb_days": "default"},
             },
         },
     }

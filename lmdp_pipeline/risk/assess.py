@@ -1,0 +1,112 @@
+"""The two ways the risk is measured: on a build's candidate extract, and from the warehouse before any build.
+
+- ``assess_candidate`` runs on the build's connection, after every data table is
+  written: it measures the tables as they will be published, counts population
+  frequencies in the warehouse, and searches for coarser levels when the policy is
+  exceeded. The ``disclosure_risk`` check and the ``_risk`` table both come from it.
+- ``estimate_risk`` is ``lmdp approvals check``'s: no key, no candidate. The population
+  is the build's (``scope.population_sql``), each person given a row number in place of
+  a pseudonym; tables are read from the warehouse with the build's levels, external
+  data linked by the build's own code. The same measures run on those rows, so the
+  preview says what the build will find.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from ..contracts import ContractSet
+from ..contracts.loader import POLICY_NAME
+from ..disclosure_policy import DisclosurePolicy, load_policy
+from ..paths import PlatformPaths
+from ..projects.approval import Approval, RiskAcceptance
+from ..projects.external import link_external
+from ..projects.plan import EXTERNAL_PREFIX, Plan
+from ..projects.scope import period_parameters, population_sql
+from ..spill import connect, spill_folder
+from .lattice import Suggestion, search
+from .measures import Figures, Workspace
+from .model import RiskModel
+from .sources import extract_rows, sensitive_extract_rows, sensitive_warehouse_rows, warehouse_rows
+from .verdict import Breach, breaches, integrity_problems
+
+PREVIEW_POPULATION = "risk_population"
+
+
+def policy_of(contracts: ContractSet) -> DisclosurePolicy:
+    """The disclosure policy that sits with these contracts (``data_contracts/disclosure_policy.yaml``)."""
+    return load_policy(contracts.directory / f"{POLICY_NAME}.yaml")
+
+
+@dataclass
+class RiskAssessment:
+    """The risk of one extract (or of one approval, previewed) at its approved levels, judged, with suggestions."""
+
+    approval: Approval
+    model: RiskModel
+    policy: DisclosurePolicy
+    figures: Figures
+    breaches: list[Breach]  # rules of the policy the extract breaks
+    integrity: list[str]  # classes of the extract the register does not hold
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+    @property
+    def acceptance(self) -> RiskAcceptance | None:
+        return self.approval.risk_acceptance
+
+    @property
+    def problems(self) -> list[str]:
+        return [b.text for b in self.breaches]
+
+    @property
+    def meets_policy(self) -> bool:
+        return not self.breaches
+
+    def breaks(self, rule: str) -> bool:
+        return any(b.rule == rule for b in self.breaches)
+
+    @property
+    def accepted(self) -> bool:
+        """Beyond the policy, but the approval records an accepted risk (and nothing is wrong with the extract)."""
+        return bool(self.problems) and self.acceptance is not None and not self.integrity
+
+
+def _assess(con, plan: Plan, model: RiskModel, rows: dict, population: dict, sensitive: dict, policy: DisclosurePolicy) -> RiskAssessment:
+    workspace = Workspace(con, model, policy.risk.k, policy.risk.l)
+    workspace.load(rows, population, sensitive, period_parameters(plan.period))
+    figures = workspace.figures(model.approved)
+    found = breaches(figures, model, policy.risk)
+    suggestions = search(workspace, model, policy.risk, plan.approval, plan.contracts) if found else []
+    return RiskAssessment(plan.approval, model, policy, figures, found, integrity_problems(figures), suggestions)
+
+
+def assess_candidate(con: duckdb.DuckDBPyConnection, plan: Plan, paths: PlatformPaths) -> RiskAssessment:
+    """The risk of the candidate extract open on ``con``, whose data tables are written."""
+    model = RiskModel.of(plan)
+    rows = {t.name: extract_rows(t) for t in model.tables}
+    population = {t.name: warehouse_rows(t, plan.contracts, paths.warehouse, None) if t.register else None for t in model.tables}
+    sensitive = {s.name: sensitive_extract_rows(s) for s in model.sensitive}
+    return _assess(con, plan, model, rows, population, sensitive, policy_of(plan.contracts))
+
+
+def estimate_risk(paths: PlatformPaths, plan: Plan) -> RiskAssessment:
+    """The risk the build of ``plan`` will find, measured from the warehouse (no key, nothing written)."""
+    model = RiskModel.of(plan)
+    with spill_folder(paths.warehouse) as spill, connect(spill) as con:
+        sql, params = population_sql(plan.approval, plan.contracts, paths.warehouse, plan.period)
+        con.execute(f"CREATE TEMP TABLE {PREVIEW_POPULATION} AS SELECT person AS identifier, row_number() OVER () AS pseudonym "
+                    f"FROM ({sql})", params)
+        rows, population = {}, {}
+        for table in model.tables:
+            if table.register:
+                rows[table.name] = warehouse_rows(table, plan.contracts, paths.warehouse, PREVIEW_POPULATION)
+                population[table.name] = warehouse_rows(table, plan.contracts, paths.warehouse, None)
+            else:
+                name = table.name.removeprefix(EXTERNAL_PREFIX)
+                dataset = plan.approval.external[name]
+                staged = link_external(con, paths.external_file(plan.project, dataset.file), name, dataset, PREVIEW_POPULATION).staged
+                rows[table.name], population[table.name] = extract_rows(table, staged), None
+        sensitive = {s.name: sensitive_warehouse_rows(s, plan.contracts, paths.warehouse, PREVIEW_POPULATION) for s in model.sensitive}
+        return _assess(con, plan, model, rows, population, sensitive, policy_of(plan.contracts))
