@@ -147,6 +147,18 @@ class PlatformPaths:
     def warehouse_months(self, register: str) -> list[str]:
         return warehouse_months(self.warehouse, register)
 
+    def frequency_folder(self, register: str, signature: str) -> Path:
+        """Population frequencies of one register at one choice of quasi-identifier levels (``risk.frequencies``)."""
+        return self.warehouse / ".frequencies" / register / signature
+
+    def frequency_file(self, register: str, signature: str, month: str, stamp: str) -> Path:
+        """One month of them; ``stamp`` names the state of the warehouse files they were counted from."""
+        return self.frequency_folder(register, signature) / f"{month}.{stamp}.parquet"
+
+    def frequency_files(self, register: str, signature: str, month: str) -> list[Path]:
+        """Every kept count of that month, current or counted from an earlier state of the warehouse."""
+        return sorted(self.frequency_folder(register, signature).glob(f"{month}.*.parquet"))
+
     # approval zone
 
     def approval_file(self, project: str) -> Path:

@@ -2,8 +2,9 @@
 
 - ``assess_candidate`` runs on the build's connection, after every data table is
   written: it measures the tables as they will be published, counts population
-  frequencies in the warehouse, and searches for coarser levels when the policy is
-  exceeded. The ``disclosure_risk`` check and the ``_risk`` table both come from it.
+  frequencies in the warehouse (keeping them for the next build: ``frequencies``), and
+  searches for coarser levels when the policy is exceeded. The ``disclosure_risk``
+  check and the ``_risk`` table both come from it.
 - ``estimate_risk`` is ``lmdp approvals check``'s: no key, no candidate. The population
   is the build's (``scope.population_sql``), each person given a row number in place of
   a pseudonym; tables are read from the warehouse with the build's levels, external
@@ -27,6 +28,7 @@ from ..projects.plan import EXTERNAL_PREFIX, Plan
 from ..projects.scope import period_parameters, population_sql
 from ..spill import connect, spill_folder
 from .lattice import Suggestion, search
+from .frequencies import Frequencies
 from .measures import Figures, Workspace
 from .model import RiskModel
 from .sources import extract_rows, sensitive_extract_rows, sensitive_warehouse_rows, warehouse_rows
@@ -73,7 +75,10 @@ class RiskAssessment:
         return bool(self.problems) and self.acceptance is not None and not self.integrity
 
 
-def _assess(con, plan: Plan, model: RiskModel, rows: dict, population: dict, sensitive: dict, policy: DisclosurePolicy) -> RiskAssessment:
+def _assess(con, plan: Plan, paths: PlatformPaths, model: RiskModel, rows: dict, sensitive: dict, keep: bool) -> RiskAssessment:
+    policy = policy_of(plan.contracts)
+    frequencies = Frequencies(paths, plan.contracts, plan.period, keep)
+    population = {t.name: frequencies.counted(con, t, f"risk_pf{i}") if t.register else None for i, t in enumerate(model.tables)}
     workspace = Workspace(con, model, policy.risk.k, policy.risk.l)
     workspace.load(rows, population, sensitive, period_parameters(plan.period))
     figures = workspace.figures(model.approved)
@@ -86,9 +91,8 @@ def assess_candidate(con: duckdb.DuckDBPyConnection, plan: Plan, paths: Platform
     """The risk of the candidate extract open on ``con``, whose data tables are written."""
     model = RiskModel.of(plan)
     rows = {t.name: extract_rows(t) for t in model.tables}
-    population = {t.name: warehouse_rows(t, plan.contracts, paths.warehouse, None) if t.register else None for t in model.tables}
     sensitive = {s.name: sensitive_extract_rows(s) for s in model.sensitive}
-    return _assess(con, plan, model, rows, population, sensitive, policy_of(plan.contracts))
+    return _assess(con, plan, paths, model, rows, sensitive, keep=True)
 
 
 def estimate_risk(paths: PlatformPaths, plan: Plan) -> RiskAssessment:
@@ -98,15 +102,14 @@ def estimate_risk(paths: PlatformPaths, plan: Plan) -> RiskAssessment:
         sql, params = population_sql(plan.approval, plan.contracts, paths.warehouse, plan.period)
         con.execute(f"CREATE TEMP TABLE {PREVIEW_POPULATION} AS SELECT person AS identifier, row_number() OVER () AS pseudonym "
                     f"FROM ({sql})", params)
-        rows, population = {}, {}
+        rows = {}
         for table in model.tables:
             if table.register:
                 rows[table.name] = warehouse_rows(table, plan.contracts, paths.warehouse, PREVIEW_POPULATION)
-                population[table.name] = warehouse_rows(table, plan.contracts, paths.warehouse, None)
             else:
                 name = table.name.removeprefix(EXTERNAL_PREFIX)
                 dataset = plan.approval.external[name]
                 staged = link_external(con, paths.external_file(plan.project, dataset.file), name, dataset, PREVIEW_POPULATION).staged
-                rows[table.name], population[table.name] = extract_rows(table, staged), None
+                rows[table.name] = extract_rows(table, staged)
         sensitive = {s.name: sensitive_warehouse_rows(s, plan.contracts, paths.warehouse, PREVIEW_POPULATION) for s in model.sensitive}
-        return _assess(con, plan, model, rows, population, sensitive, policy_of(plan.contracts))
+        return _assess(con, plan, paths, model, rows, sensitive, keep=False)

@@ -72,11 +72,9 @@ def minimal_nodes(workspace: Workspace, model: RiskModel, policy: RiskPolicy) ->
             passing.add(node)
             continue
         computed += 1
-        levels = _node_levels(model, node)
-        share = workspace.share_at_risk(levels, policy.max_share_at_risk)
-        if share is None or share > policy.max_share_at_risk:
-            continue
-        if workspace.worst_rate(levels) > policy.max_reidentification_rate:
+        workspace.node(_node_levels(model, node))
+        share = workspace.share_at_risk(policy.max_share_at_risk)
+        if share is None or share > policy.max_share_at_risk or workspace.worst_rate() > policy.max_reidentification_rate:
             continue
         passing.add(node)
         minimal.append(node)

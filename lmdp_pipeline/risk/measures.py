@@ -1,23 +1,32 @@
 """Equivalence classes and their frequencies, in DuckDB SQL, for one choice of levels (a node of the lattice).
 
-``Workspace.load`` turns the rows of every measured table (``sources``) into temporary
-tables on the connection, once:
+``Workspace.load`` reads the rows of every measured table once (``sources``) into
+temporary tables keyed by integers, so that the work on millions of rows is joins and
+counts on 64-bit ids, and combinations are spelled out only in small dictionaries:
 
-- ``risk_s<i>``: one row per unit (person or employer) and month of table ``i``, with
-  its combination (``key``) at the approved levels and the table rows it stands for;
-- ``risk_sc<i>``: the same counted per month and combination (the sample frequencies f);
+- ``risk_e<i>``: every distinct combination of table ``i``'s quasi-identifiers (an
+  *element*: one row's values) with its id ``e`` (a hash of the values);
+- ``risk_kl<i>``: for tables with several rows per unit and month, every distinct
+  multiset of elements (a *profile*) with its id;
+- ``risk_s<i>``: one row per unit (person, or employer for ``enterprises``) and month
+  with the id of its combination (``kid``: its element, or its profile) and the table
+  rows it stands for; ``risk_sc<i>``: the same counted per month and combination
+  (the sample frequencies f);
 - ``risk_p<i>``: the combinations of the whole register counted per month (the
-  population frequencies F); for external data, whose only population is the
-  researchers' file, F = f: the file holds at least the extract's rows, so this
-  overstates the risk, never understates it;
+  population frequencies F, from ``frequencies``); for external data, whose only
+  population is the researchers' file, F = f: the file holds at least the extract's
+  rows, so this overstates the risk, never understates it;
 - ``risk_pm``, ``risk_combos``, ``risk_cm``: the extract as a whole, one row per person
-  and month with the combination of every person table's key (``combo``, a hash of it,
-  checked free of collisions);
+  and month with the combination of every person table's ids (``combo``);
 - ``risk_sv<j>``: the values of each sensitive variable per person, month and combo.
 
-Every node of the lattice is computed from these by grouping coarser keys, never by
-reading the data again: a coarser combination is a function of the approved one, so
-frequencies add up. No Python loop touches a row; only figures come back.
+Every id is a hash checked free of collisions on the dictionary it indexes (the
+measure stops rather than merge two classes). A node of the lattice maps each element
+to its coarser values, each profile to its coarser multiset and each combo to its
+coarser class, all on the dictionaries; the classes are then counted from
+``risk_sc``/``risk_p``/``risk_cm``: a coarser combination is a function of the approved
+one, so frequencies add up and the data are never read again. No Python loop touches a
+row; only figures come back.
 """
 
 from __future__ import annotations
@@ -28,6 +37,10 @@ from dataclasses import dataclass, field
 import duckdb
 
 from .model import DROPPED, Levels, MeasuredTable, RiskModel
+
+NO_TABLE = 0
+"""The class id of a table every quasi-identifier of which is left out. It adds nothing to a combination of the
+extract as a whole: a person with rows in it and a person without are told apart by nothing that is left."""
 
 
 @dataclass(frozen=True)
@@ -112,37 +125,13 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) ->
     return con.execute(sql, {name: value for name, value in (params or {}).items() if re.search(rf"\${name}\b", sql)})
 
 
-def _fields(count: int, value: str = "q{i}") -> str:
-    return ", ".join(f"q{i} := {value.format(i=i)}" for i in range(count))
+def columns(table: MeasuredTable, prefix: str = "") -> str:
+    return ", ".join(f"{prefix}q{i}" for i in range(len(table.qis)))
 
 
-def unit_months(table: MeasuredTable, rows: str) -> str:
-    """One row per unit and month: its combination (a multiset for tables with several rows per unit and month)."""
-    fields = _fields(len(table.qis))
-    if table.single:
-        return f"SELECT unit, month, 1 AS records, struct_pack({fields}) AS key FROM ({rows})"
-    return (f"SELECT unit, month, count(*) AS records, struct_pack(profile := list_sort(list(struct_pack({fields})))) AS key "
-            f"FROM ({rows}) GROUP BY unit, month")
-
-
-def frequencies(table: MeasuredTable, rows: str) -> str:
-    """Units per month and combination (single-row tables group plain columns first: cheaper than structs)."""
-    if table.single:
-        columns = ", ".join(f"q{i}" for i in range(len(table.qis)))
-        return (f"SELECT month, struct_pack({_fields(len(table.qis))}) AS key, frequency FROM "
-                f"(SELECT month, {columns}, count(*) AS frequency FROM ({rows}) GROUP BY ALL)")
-    return f"SELECT month, key, count(*) AS frequency FROM ({unit_months(table, rows)}) GROUP BY ALL"
-
-
-def node_key(table: MeasuredTable, levels: Levels, base: str) -> str:
-    """SQL for the combination of ``table`` at ``levels``, from its key at the approved levels (``base``)."""
-    chosen = [levels[qi.name] for qi in table.qis]
-    if table.single:
-        return "struct_pack(" + ", ".join(f"q{i} := {qi.at(level, f'{base}.q{i}')}" for i, (qi, level) in enumerate(zip(table.qis, chosen))) + ")"
-    if all(level == DROPPED for level in chosen):
-        return "NULL"  # nothing of the table is a quasi-identifier any more: it adds nothing to a combination
-    inner = ", ".join(f"q{i} := {qi.at(level, f'x.q{i}')}" for i, (qi, level) in enumerate(zip(table.qis, chosen)))
-    return f"list_sort(list_transform({base}.profile, lambda x: struct_pack({inner})))"
+def element_id(table: MeasuredTable, prefix: str = "") -> str:
+    """The id of one row's combination: a hash of its values."""
+    return f"hash({columns(table, prefix)})"
 
 
 class Workspace:
@@ -151,99 +140,170 @@ class Workspace:
     def __init__(self, con: duckdb.DuckDBPyConnection, model: RiskModel, k: int, l: int):  # noqa: E741
         self.con, self.model, self.k, self.l = con, model, k, l
         self.persons = [(i, t) for i, t in enumerate(model.tables) if t.about_persons]
+        self.unit_counts: dict[int, int] = {}  # table -> its units over the period
+        self.person_count = 0  # persons of the extract as a whole
+
+    def _distinct(self, relation: str, ids: str, what: str) -> None:
+        """Stop when two different combinations of ``relation`` (a dictionary) share an id."""
+        rows, distinct = self.con.execute(f"SELECT count(*), count(DISTINCT {ids}) FROM {relation}").fetchone()
+        if rows != distinct:
+            raise KeyCollision(f"{rows - distinct} {what} share a hash; the measure stops rather than merge classes")
 
     # --- loading ----------------------------------------------------------------------------------------
 
     def load(self, rows: dict[str, str], population: dict[str, str | None], sensitive: dict[str, str], params: dict) -> None:
-        """``rows``: table -> SQL of its measured rows; ``population``: table -> SQL of the register's rows (None:
-        external data); ``sensitive``: variable name -> SQL ``unit, month, value``; ``params``: the SQL's parameters."""
-        con = self.con
+        """``rows``: table -> SQL of its measured rows (``unit, month, q0..``); ``population``: table -> a table of the
+        register's frequencies (``frequencies.counted``; None: external data); ``sensitive``: variable -> SQL
+        ``unit, month, value``; ``params``: the SQL's parameters."""
         for i, table in enumerate(self.model.tables):
-            run(con, f"CREATE OR REPLACE TEMP TABLE risk_s{i} AS {unit_months(table, rows[table.name])}", params)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_sc{i} AS SELECT month, key, count(*) AS units, sum(records) AS records "
-                        f"FROM risk_s{i} GROUP BY ALL")
-            source = population[table.name]
-            counted = frequencies(table, source) if source else f"SELECT month, key, units AS frequency FROM risk_sc{i}"
-            run(con, f"CREATE OR REPLACE TEMP TABLE risk_p{i} AS {counted}", params)
+            self._load_sample(i, table, rows[table.name], params)
+            self._load_population(i, table, population[table.name])
         self._load_persons()
         for j, variable in enumerate(self.model.sensitive):
-            run(con, f"""CREATE OR REPLACE TEMP TABLE risk_sv{j} AS SELECT DISTINCT pm.unit, pm.month, pm.combo, v.value
+            run(self.con, f"""CREATE OR REPLACE TEMP TABLE risk_sv{j} AS SELECT DISTINCT pm.unit, pm.month, pm.combo, v.value
                 FROM ({sensitive[variable.name]}) v JOIN risk_pm pm ON pm.unit = v.unit AND pm.month = v.month""", params)
 
-    def _load_persons(self) -> None:
-        """The extract as a whole: every person and month with the keys of every person table (external ones: all months)."""
-        monthly = [(i, t) for i, t in self.persons if t.month] or self.persons
-        grain = " UNION ".join(f"SELECT unit, month FROM risk_s{i}" for i, _ in monthly) or "SELECT NULL AS unit, '' AS month WHERE false"
-        joins = " ".join(
-            f"LEFT JOIN risk_s{i} s{i} ON s{i}.unit = g.unit" + (f" AND s{i}.month = g.month" if t.month else "")
-            for i, t in self.persons
-        )
-        key = f"struct_pack({', '.join(f't{i} := s{i}.key' for i, _ in self.persons)})" if self.persons else "NULL"
+    def _load_sample(self, i: int, table: MeasuredTable, rows: str, params: dict) -> None:
         con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_pm_keys AS SELECT g.unit, g.month, {key} AS key FROM ({grain}) g {joins}")
-        con.execute("CREATE OR REPLACE TEMP TABLE risk_combos AS SELECT hash(key) AS combo, key FROM (SELECT DISTINCT key FROM risk_pm_keys)")
-        collisions = con.execute("SELECT count(*) - count(DISTINCT combo) FROM risk_combos").fetchone()[0]
-        if collisions:
-            raise KeyCollision(f"{collisions} combinations of quasi-identifiers share a hash; the measure stops rather than merge them")
-        con.execute("CREATE OR REPLACE TEMP TABLE risk_pm AS SELECT unit, month, hash(key) AS combo FROM risk_pm_keys")
-        con.execute("DROP TABLE risk_pm_keys")
+        run(con, f"CREATE OR REPLACE TEMP TABLE risk_es{i} AS SELECT DISTINCT {columns(table)} FROM ({rows})", params)
+        if table.single:
+            run(con, f"CREATE OR REPLACE TEMP TABLE risk_s{i} AS SELECT unit, month, 1 AS records, {element_id(table)} AS kid "
+                     f"FROM ({rows})", params)
+        else:
+            run(con, f"""CREATE OR REPLACE TEMP TABLE risk_um{i} AS SELECT unit, month, count(*) AS records,
+                list_sort(list({element_id(table)})) AS profile FROM ({rows}) GROUP BY unit, month""", params)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_s{i} AS SELECT unit, month, records, hash(profile) AS kid FROM risk_um{i}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_sc{i} AS SELECT month, kid, count(*) AS units, sum(records) AS records "
+                    f"FROM risk_s{i} GROUP BY ALL")
+        self.unit_counts[i] = con.execute(f"SELECT count(DISTINCT unit) FROM risk_s{i}").fetchone()[0]
+
+    def _load_population(self, i: int, table: MeasuredTable, counted: str | None) -> None:
+        """Frequencies of the register under the same ids, and the dictionaries over the sample's and the register's."""
+        con = self.con
+        elements = f"SELECT {columns(table)} FROM risk_es{i}"
+        profiles = f"SELECT DISTINCT kid, profile FROM (SELECT hash(profile) AS kid, profile FROM risk_um{i})" if not table.single else ""
+        if counted is None:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_p{i} AS SELECT month, kid, units AS frequency FROM risk_sc{i}")
+        elif table.single:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_p{i} AS SELECT month, {element_id(table)} AS kid, frequency FROM {counted}")
+            elements += f" UNION SELECT {columns(table)} FROM {counted}"
+        else:
+            ids = f"list_sort(list_transform(profile, lambda x: {element_id(table, 'x.')}))"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_p{i} AS SELECT month, hash({ids}) AS kid, frequency FROM {counted}")
+            elements += f" UNION SELECT {columns(table, 'x.')} FROM (SELECT unnest(profile) AS x FROM {counted})"
+            profiles = f"SELECT DISTINCT kid, profile FROM (SELECT hash(profile) AS kid, profile FROM risk_um{i} UNION ALL " \
+                       f"SELECT hash({ids}), {ids} FROM {counted})"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_e{i} AS SELECT {element_id(table)} AS e, * FROM ({elements})")
+        self._distinct(f"risk_e{i}", "e", f"combinations of {table.name}")
+        if not table.single:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_kl{i} AS {profiles}")
+            self._distinct(f"risk_kl{i}", "kid", f"multisets of {table.name}")
+
+    def _load_persons(self) -> None:
+        """The extract as a whole: every person and month with the ids of every person table (external ones: all months).
+
+        Tables with a month are joined on person and month (a person absent from one that
+        month has no id for it), tables without one (external data) on person alone.
+        """
+        monthly = [(i, t) for i, t in self.persons if t.month] or self.persons
+        timeless = [(i, t) for i, t in self.persons if (i, t) not in monthly]
+        names = ", ".join(f"k{i}" for i, _ in self.persons) or "k"
+        if monthly:
+            first, *others = monthly
+            joined = f"(SELECT unit, month, kid AS k{first[0]} FROM risk_s{first[0]})" + "".join(
+                f" FULL JOIN (SELECT unit, month, kid AS k{i} FROM risk_s{i}) USING (unit, month)" for i, _ in others)
+            joined += "".join(f" LEFT JOIN (SELECT unit, kid AS k{i} FROM risk_s{i}) USING (unit)" for i, _ in timeless)
+            selected = f"SELECT unit, month, {names} FROM {joined}"
+        else:
+            selected = "SELECT NULL AS unit, '' AS month, NULL::UBIGINT AS k WHERE false"
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_pm_ids AS {selected}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_combos AS SELECT hash({names}) AS combo, * FROM (SELECT DISTINCT {names} FROM risk_pm_ids)")
+        self._distinct("risk_combos", "combo", "combinations of the extract")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_pm AS SELECT unit, month, hash({names}) AS combo FROM risk_pm_ids")
+        con.execute("DROP TABLE risk_pm_ids")
         con.execute("CREATE OR REPLACE TEMP TABLE risk_cm AS SELECT month, combo, count(*) AS persons FROM risk_pm GROUP BY ALL")
+        self.person_count = con.execute("SELECT count(DISTINCT unit) FROM risk_pm").fetchone()[0]
 
     # --- one node -----------------------------------------------------------------------------------------
 
-    def table_classes(self, i: int, levels: Levels) -> str:
-        """SQL: the classes of table ``i`` at ``levels``: month, key, units, records and the register's frequency."""
-        key = node_key(self.model.tables[i], levels, "key")
-        return f"""SELECT s.month, s.key, s.units, s.records, p.frequency FROM
-            (SELECT month, {key} AS key, sum(units) AS units, sum(records) AS records FROM risk_sc{i} GROUP BY ALL) s
-            LEFT JOIN (SELECT month, {key} AS key, sum(frequency) AS frequency FROM risk_p{i} GROUP BY ALL) p
-            ON p.month = s.month AND p.key IS NOT DISTINCT FROM s.key"""
+    def _map(self, i: int, levels: Levels) -> None:
+        """``risk_n<i>(kid, nk)``: each combination of table ``i`` and its class at ``levels``."""
+        table, con = self.model.tables[i], self.con
+        chosen = [levels[qi.name] for qi in table.qis]
+        coarse = ", ".join(f"{qi.at(level, f'q{p}')} AS q{p}" for p, (qi, level) in enumerate(zip(table.qis, chosen)))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_m{i} AS SELECT e, {element_id(table)} AS ne, * EXCLUDE (e) "
+                    f"FROM (SELECT e, {coarse} FROM risk_e{i})")
+        self._distinct(f"(SELECT DISTINCT ne, {columns(table)} FROM risk_m{i})", "ne", f"coarser combinations of {table.name}")
+        if all(level == DROPPED for level in chosen):
+            dictionary = f"SELECT e AS kid FROM risk_e{i}" if table.single else f"SELECT kid FROM risk_kl{i}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_n{i} AS SELECT kid, {NO_TABLE}::UBIGINT AS nk FROM ({dictionary})")
+        elif table.single:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_n{i} AS SELECT e AS kid, ne AS nk FROM risk_m{i}")
+        else:
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE risk_n{i} AS SELECT kid, list_sort(list(m.ne)) AS coarse FROM
+                (SELECT kid, unnest(profile) AS e FROM risk_kl{i}) JOIN risk_m{i} m USING (e) GROUP BY kid""")
+            self._distinct(f"(SELECT DISTINCT hash(coarse) AS h, coarse FROM risk_n{i})", "h", f"coarser multisets of {table.name}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE risk_n{i} AS SELECT kid, hash(coarse) AS nk FROM risk_n{i}")
 
-    def table_months(self, i: int, levels: Levels) -> list[TableMonth]:
+    def _table_classes(self, i: int) -> str:
+        """SQL: the classes of table ``i`` at the mapped node: month, nk, units, records and the register's frequency."""
+        return f"""SELECT s.month, s.nk, s.units, s.records, p.frequency FROM
+            (SELECT month, n.nk, sum(units) AS units, sum(records) AS records FROM risk_sc{i} JOIN risk_n{i} n USING (kid) GROUP BY ALL) s
+            LEFT JOIN (SELECT month, n.nk, sum(frequency) AS frequency FROM risk_p{i} JOIN risk_n{i} n USING (kid) GROUP BY ALL) p
+            ON p.month = s.month AND p.nk = s.nk"""
+
+    def _table_months(self, i: int) -> list[TableMonth]:
         name = self.model.tables[i].name
-        rows = self.con.execute(f"""SELECT month, sum(units), sum(records), count(*), min(units),
+        rows = run(self.con, f"""SELECT month, sum(units), sum(records), count(*), min(units),
                 count(*) FILTER (WHERE units < $k), coalesce(sum(units) FILTER (WHERE units < $k), 0),
                 coalesce(sum(records) FILTER (WHERE units < $k), 0), count(*) FILTER (WHERE units = 1),
                 count(*) FILTER (WHERE frequency = 1), coalesce(sum(units / frequency), 0), coalesce(max(1 / frequency), 0),
                 count(*) FILTER (WHERE frequency IS NULL OR frequency < units)
-            FROM ({self.table_classes(i, levels)}) GROUP BY month ORDER BY month""", {"k": self.k}).fetchall()
+            FROM ({self._table_classes(i)}) GROUP BY month ORDER BY month""", {"k": self.k}).fetchall()
         return [TableMonth(name, *row) for row in rows]
 
-    def units_at_risk(self, i: int, levels: Levels) -> tuple[int, int]:
+    def _units_at_risk(self, i: int) -> tuple[int, int]:
         """Units of table ``i``, and those in a class below k in some month (the longitudinal view)."""
-        key = node_key(self.model.tables[i], levels, "s.key")
-        return self.con.execute(f"""SELECT count(DISTINCT s.unit), count(DISTINCT s.unit) FILTER (WHERE c.units < $k)
-            FROM risk_s{i} s JOIN ({self.table_classes(i, levels)}) c ON c.month = s.month AND c.key IS NOT DISTINCT FROM {key}""",
-                                {"k": self.k}).fetchone()
+        below = run(self.con, f"""SELECT count(DISTINCT unit) FROM risk_s{i} SEMI JOIN (
+                SELECT sc.month, sc.kid FROM risk_sc{i} sc JOIN risk_n{i} n USING (kid)
+                JOIN ({self._table_classes(i)}) c ON c.month = sc.month AND c.nk = n.nk WHERE c.units < $k
+            ) small USING (month, kid)""", {"k": self.k}).fetchone()[0]
+        return self.unit_counts[i], below
 
-    def _classes(self, levels: Levels) -> None:
-        """``risk_node`` (combo -> class at ``levels``) and ``risk_classes`` (month, class, persons) of the extract as a whole."""
-        fields = ", ".join(f"t{i} := {node_key(t, levels, f'key.t{i}')}" for i, t in self.persons)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE risk_node AS SELECT combo, struct_pack({fields or 'none := NULL'}) AS class FROM risk_combos")
+    def _classes(self) -> None:
+        """``risk_node`` (combo -> class at the mapped node) and ``risk_classes`` (month, class, persons), the extract as a whole."""
+        joins = " ".join(f"LEFT JOIN risk_n{i} n{i} ON n{i}.kid = c.k{i}" for i, _ in self.persons)
+        ids = ", ".join(f"nullif(n{i}.nk, {NO_TABLE})" for i, _ in self.persons) or "NULL"
+        named = ", ".join(f"nullif(n{i}.nk, {NO_TABLE}) AS nk{i}" for i, _ in self.persons) or "NULL AS nk"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE risk_node AS SELECT c.combo, hash({ids}) AS class, {named} FROM risk_combos c {joins}")
+        self._distinct("(SELECT DISTINCT * EXCLUDE (combo) FROM risk_node)", "class", "coarser combinations of the extract")
         self.con.execute("""CREATE OR REPLACE TEMP TABLE risk_classes AS SELECT cm.month, n.class, sum(cm.persons) AS persons
             FROM risk_cm cm JOIN risk_node n USING (combo) GROUP BY ALL""")
 
-    def extract_months(self) -> list[ExtractMonth]:
-        rows = self.con.execute("""SELECT month, sum(persons), count(*), min(persons), count(*) FILTER (WHERE persons < $k),
+    def _extract_months(self) -> list[ExtractMonth]:
+        rows = run(self.con, """SELECT month, sum(persons), count(*), min(persons), count(*) FILTER (WHERE persons < $k),
                 coalesce(sum(persons) FILTER (WHERE persons < $k), 0), count(*) FILTER (WHERE persons = 1)
             FROM risk_classes GROUP BY month ORDER BY month""", {"k": self.k}).fetchall()
         return [ExtractMonth(*row) for row in rows]
 
-    def _below_k(self) -> str:
-        return """SELECT DISTINCT pm.unit FROM risk_pm pm JOIN risk_node n USING (combo)
-            JOIN risk_classes c ON c.month = pm.month AND c.class IS NOT DISTINCT FROM n.class WHERE c.persons < $k"""
+    @staticmethod
+    def _below_k() -> str:
+        return """SELECT DISTINCT unit FROM risk_pm SEMI JOIN (SELECT cm.month, cm.combo FROM risk_cm cm JOIN risk_node n USING (combo)
+            JOIN risk_classes c ON c.month = cm.month AND c.class = n.class WHERE c.persons < $k) small USING (month, combo)"""
 
-    def _l_classes(self, j: int) -> str:
-        return f"""SELECT sv.month, n.class, count(DISTINCT sv.value) AS l FROM risk_sv{j} sv JOIN risk_node n USING (combo) GROUP BY ALL"""
+    @staticmethod
+    def _l_classes(j: int) -> str:
+        return f"SELECT sv.month, n.class, count(DISTINCT sv.value) AS l FROM risk_sv{j} sv JOIN risk_node n USING (combo) GROUP BY ALL"
 
     def _below_l(self, j: int) -> str:
         return f"""SELECT DISTINCT sv.unit, sv.month FROM risk_sv{j} sv JOIN risk_node n USING (combo)
-            JOIN ({self._l_classes(j)}) c ON c.month = sv.month AND c.class IS NOT DISTINCT FROM n.class WHERE c.l < $l"""
+            JOIN ({self._l_classes(j)}) c ON c.month = sv.month AND c.class = n.class WHERE c.l < $l"""
 
-    def diversity(self) -> list[Diversity]:
+    def _diversity(self) -> list[Diversity]:
         found = []
         for j, variable in enumerate(self.model.sensitive):
-            rows = self.con.execute(f"""SELECT c.month, count(*), min(c.l), count(*) FILTER (WHERE c.l < $l),
+            rows = run(self.con, f"""SELECT c.month, count(*), min(c.l), count(*) FILTER (WHERE c.l < $l),
                     (SELECT count(*) FROM ({self._below_l(j)}) b WHERE b.month = c.month)
                 FROM ({self._l_classes(j)}) c GROUP BY c.month ORDER BY c.month""", {"l": self.l}).fetchall()
             found += [Diversity(variable.name, *row) for row in rows]
@@ -253,58 +313,61 @@ class Workspace:
         """Persons of the extract-wide view; below k, below l, either, in some month."""
         below_l = " UNION ".join(f"SELECT unit FROM ({self._below_l(j)})" for j in range(len(self.model.sensitive)))
         below_l = below_l or "SELECT NULL AS unit WHERE false"
-        return run(self.con, f"""WITH k AS ({self._below_k()}), l AS ({below_l})
-            SELECT (SELECT count(DISTINCT unit) FROM risk_pm), (SELECT count(*) FROM k), (SELECT count(DISTINCT unit) FROM l),
+        below_k, below_l, either = run(self.con, f"""WITH k AS ({self._below_k()}), l AS ({below_l})
+            SELECT (SELECT count(*) FROM k), (SELECT count(DISTINCT unit) FROM l),
                    (SELECT count(*) FROM (SELECT unit FROM k UNION SELECT unit FROM l))""", {"k": self.k, "l": self.l}).fetchone()
+        return self.person_count, below_k, below_l, either
+
+    def node(self, levels: Levels) -> None:
+        """Map every dictionary to ``levels``: what the figures below are computed at."""
+        for i in range(len(self.model.tables)):
+            self._map(i, levels)
+        self._classes()
 
     def figures(self, levels: Levels) -> Figures:
         """Every measure at ``levels``."""
+        self.node(levels)
         figures = Figures(dict(levels))
         for i, table in enumerate(self.model.tables):
-            figures.tables += self.table_months(i, levels)
-            figures.units_at_risk[table.name] = self.units_at_risk(i, levels)
-        self._classes(levels)
-        figures.extract = self.extract_months()
-        figures.diversity = self.diversity()
+            figures.tables += self._table_months(i)
+            figures.units_at_risk[table.name] = self._units_at_risk(i)
+        figures.extract = self._extract_months()
+        figures.diversity = self._diversity()
         figures.persons, figures.persons_below_k, figures.persons_below_l, figures.persons_at_risk = self._at_risk()
         return figures
 
     # --- what the lattice search asks ---------------------------------------------------------------------
 
-    def share_at_risk(self, levels: Levels, limit: float) -> float | None:
-        """The share of persons at risk at ``levels``, or None as soon as one month alone exceeds ``limit``.
+    def share_at_risk(self, limit: float) -> float | None:
+        """The share of persons at risk at the mapped node, or None as soon as one month alone exceeds ``limit``.
 
         A person below k in a month is at risk over the period, so a month whose persons
         below k exceed the limit settles the node without the person-level join.
         """
-        self._classes(levels)
-        worst = self.con.execute("""SELECT max(below / persons) FROM (SELECT month, sum(persons) AS persons,
+        worst = run(self.con, """SELECT max(below / persons) FROM (SELECT month, sum(persons) AS persons,
             coalesce(sum(persons) FILTER (WHERE persons < $k), 0) AS below FROM risk_classes GROUP BY month)""", {"k": self.k}).fetchone()[0]
         if worst is not None and worst > limit:
             return None
         persons, _, _, at_risk = self._at_risk()
         return at_risk / persons if persons else 0.0
 
-    def worst_rate(self, levels: Levels) -> float:
-        """The highest expected re-identifications per person of any person table in any month, at ``levels``."""
+    def worst_rate(self) -> float:
+        """The highest expected re-identifications per person of any person table in any month, at the mapped node."""
         worst = 0.0
-        for i, table in enumerate(self.model.tables):
-            if table.about_persons:
-                rate = self.con.execute(f"""SELECT max(expected / units) FROM (SELECT month, sum(units / frequency) AS expected,
-                    sum(units) AS units FROM ({self.table_classes(i, levels)}) GROUP BY month)""").fetchone()[0]
-                worst = max(worst, rate or 0.0)
+        for i, _ in self.persons:
+            rate = self.con.execute(f"""SELECT max(expected / units) FROM (SELECT month, sum(units / frequency) AS expected,
+                sum(units) AS units FROM ({self._table_classes(i)}) GROUP BY month)""").fetchone()[0]
+            worst = max(worst, rate or 0.0)
         return worst
 
     def entropy(self, i: int, position: int, level: str) -> float:
         """Bits of information per unit-month of quasi-identifier ``position`` of table ``i`` at ``level``."""
         table = self.model.tables[i]
-        qi = table.qis[position]
         if level == DROPPED:
             return 0.0
-        if table.single:
-            value = qi.at(level, f"key.q{position}")
-            source = f"risk_s{i}"
-        else:
-            value = qi.at(level, f"x.q{position}")
-            source = f"(SELECT unnest(key.profile) AS x FROM risk_s{i})"
-        return self.con.execute(f"SELECT coalesce(entropy({value}), 0) FROM {source}").fetchone()[0]
+        value = table.qis[position].at(level, f"e.q{position}")
+        elements = (f"risk_sc{i} s JOIN risk_e{i} e ON e.e = s.kid" if table.single else
+                    f"risk_sc{i} s JOIN (SELECT kid, unnest(profile) AS element FROM risk_kl{i}) u USING (kid) "
+                    f"JOIN risk_e{i} e ON e.e = u.element")
+        return self.con.execute(f"""SELECT coalesce(log2(sum(n)) - sum(n * log2(n)) / sum(n), 0) FROM
+            (SELECT {value} AS v, sum(s.units) AS n FROM {elements} GROUP BY ALL)""").fetchone()[0]
