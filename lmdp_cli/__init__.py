@@ -36,6 +36,15 @@ def _demo_master_key(paths: PlatformPaths) -> None:
     )
 
 
+def _demo_preview(paths: PlatformPaths, path) -> None:
+    """What ``lmdp approvals check`` says about the risk of one example, before it is built."""
+    from lmdp_pipeline.contracts import load_contracts
+    from lmdp_pipeline.projects.lifecycle import check
+
+    print(f"{path.stem}: re-identification risk previewed from the warehouse")
+    projects.print_risk(paths, check(paths, load_contracts(), path).plan, path)
+
+
 def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
     args.output = None
     args.month = None
@@ -45,6 +54,7 @@ def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
     registers.cmd_dictionary(args, paths)
     for path in paths.approval_files():
         args.project = path.stem
+        _demo_preview(paths, path)
         projects.cmd_build(args, paths)
     print(f"demo data under {paths.home}; open the UI with `make ui`")
 

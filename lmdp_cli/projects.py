@@ -28,8 +28,6 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
     from lmdp_pipeline.projects.lifecycle import check
     from lmdp_pipeline.projects.rules import condition_lines, delivery_plan
     from lmdp_pipeline.projects.scope import estimate
-    from lmdp_pipeline.risk.assess import estimate_risk
-    from lmdp_pipeline.risk.report import preview_lines
 
     path = Path(args.file)
     contracts = load_contracts()
@@ -64,7 +62,15 @@ def cmd_approvals_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
         for column, declared in dataset.columns.items():
             qi = " (quasi-identifier)" if declared.quasi_identifier else ""
             print(f"    {column:<16} {declared.type}{f' {declared.values}' if declared.values is not None else ''}{qi}")
-    risk = estimate_risk(paths, checked.plan)
+    print_risk(paths, checked.plan, path)
+
+
+def print_risk(paths: PlatformPaths, plan, path: Path) -> None:
+    """The re-identification risk the build will find, and the suggestions; raise when the build would be refused."""
+    from lmdp_pipeline.risk.assess import estimate_risk
+    from lmdp_pipeline.risk.report import preview_lines
+
+    risk = estimate_risk(paths, plan)
     for line in preview_lines(risk):
         print(f"  {line}")
     if risk.breaches and not risk.accepted:
@@ -85,9 +91,12 @@ def extract_summary(path: Path) -> str:
         rows = dict(con.execute("SELECT item, value FROM _manifest").fetchall())
         persons = con.execute("SELECT count(DISTINCT person_id) FROM individuals").fetchone()[0] if con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'individuals'").fetchone()[0] else None
+        risk = dict(con.execute("SELECT item, coalesce(text, value::VARCHAR) FROM _risk WHERE scope = 'extract' AND month = 'period' "
+                                "AND item IN ('result', 'share_at_risk')").fetchall())
     tables = ", ".join(f"{t} {n:,} rows" for t, n in json.loads(rows["table_rows"]).items())
     who = f"{persons:,} persons; " if persons is not None else ""
-    lines = [f"{path}: {who}{tables} (key {rows['key_id']}, period {rows['period']})"]
+    lines = [f"{path}: {who}{tables} (key {rows['key_id']}, period {rows['period']})",
+             f"  re-identification risk: {risk['result']} ({float(risk['share_at_risk']):.1%} of persons at risk in some month)"]
     for item, value in rows.items():
         if item.startswith("external_") and item.endswith("_linkage"):
             report = json.loads(value)

@@ -307,7 +307,7 @@ def _disclosure_risk(plan: Plan, facts: BuildFacts) -> tuple[list[str], str]:
     problems = risk.problems + risk.integrity
     if risk.accepted:
         acceptance = plan.approval.risk_acceptance
-        return [f"risk accepted by {', '.join(acceptance.accepted_by)} ({acceptance.justification}) with: "
+        return [f"risk accepted by {', '.join(acceptance.accepted_by)} ({acceptance.justification.rstrip('.')}) with: "
                 f"{'; '.join(acceptance.compensating_measures)}", *problems], WARN
     return problems, ERROR
 

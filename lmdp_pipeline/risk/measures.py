@@ -142,6 +142,7 @@ class Workspace:
         self.persons = [(i, t) for i, t in enumerate(model.tables) if t.about_persons]
         self.unit_counts: dict[int, int] = {}  # table -> its units over the period
         self.person_count = 0  # persons of the extract as a whole
+        self.measured: list[int] = []  # tables with a quasi-identifier left at the mapped node
 
     def _distinct(self, relation: str, ids: str, what: str) -> None:
         """Stop when two different combinations of ``relation`` (a dictionary) share an id."""
@@ -319,18 +320,23 @@ class Workspace:
         return self.person_count, below_k, below_l, either
 
     def node(self, levels: Levels) -> None:
-        """Map every dictionary to ``levels``: what the figures below are computed at."""
+        """Map every dictionary to ``levels``: what the figures below are computed at.
+
+        A table whose every quasi-identifier is left out is not measured on its own any
+        more, as a table without one never is: nothing in it can be matched.
+        """
         for i in range(len(self.model.tables)):
             self._map(i, levels)
+        self.measured = [i for i, t in enumerate(self.model.tables) if any(levels[qi.name] != DROPPED for qi in t.qis)]
         self._classes()
 
     def figures(self, levels: Levels) -> Figures:
         """Every measure at ``levels``."""
         self.node(levels)
         figures = Figures(dict(levels))
-        for i, table in enumerate(self.model.tables):
+        for i in self.measured:
             figures.tables += self._table_months(i)
-            figures.units_at_risk[table.name] = self._units_at_risk(i)
+            figures.units_at_risk[self.model.tables[i].name] = self._units_at_risk(i)
         figures.extract = self._extract_months()
         figures.diversity = self._diversity()
         figures.persons, figures.persons_below_k, figures.persons_below_l, figures.persons_at_risk = self._at_risk()
@@ -354,7 +360,7 @@ class Workspace:
     def worst_rate(self) -> float:
         """The highest expected re-identifications per person of any person table in any month, at the mapped node."""
         worst = 0.0
-        for i, _ in self.persons:
+        for i in (i for i, _ in self.persons if i in self.measured):
             rate = self.con.execute(f"""SELECT max(expected / units) FROM (SELECT month, sum(units / frequency) AS expected,
                 sum(units) AS units FROM ({self._table_classes(i)}) GROUP BY month)""").fetchone()[0]
             worst = max(worst, rate or 0.0)

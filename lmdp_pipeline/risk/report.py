@@ -171,7 +171,7 @@ def preview_lines(assessment: RiskAssessment) -> list[str]:
     lines += [f"    - {problem}" for problem in [*assessment.problems, *assessment.integrity]]
     if assessment.acceptance is not None:
         a = assessment.acceptance
-        lines.append(f"  risk_acceptance by {', '.join(a.accepted_by)}: {a.justification}; compensating measures: "
+        lines.append(f"  risk_acceptance by {', '.join(a.accepted_by)}: {a.justification.rstrip('.')}; compensating measures: "
                      + "; ".join(a.compensating_measures))
     if assessment.breaches:
         if assessment.suggestions:
