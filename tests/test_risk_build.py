@@ -330,3 +330,31 @@ def test_approvals_check_prints_the_risk_and_refuses_what_the_build_would_refuse
     assert refused.returncode == 1 and "result: beyond the policy" in refused.stdout
     assert "its build would be refused: the re-identification risk is beyond the disclosure policy" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_employer_s_activity_and_size_count_in_each_job(home, contracts, keystore):
+    """Jobs with enterprises delivered: each person-month's multiset of (occupation, employer's section, size),
+    recounted from the published tables with plain SQL; the preview finds the same."""
+    from lmdp_pipeline.projects.build import build_extract
+
+    from .conftest import plan_for
+
+    plan = plan_for("P2026-001", contracts, "2024-02:2024-03", justifications={}, variables={
+        "individuals": {"i_birth_date": "year", "i_sex": "default"}, "jobs": {"j_isco": "1digit", "j_employer": "pseudonym"},
+        "enterprises": {"e_employer": "pseudonym", "e_nace": "section", "e_size": "default"}})
+    result = build_extract(plan, home, keystore.create("LINKED-01"), {})
+    measures = {(scope, month, item): value for section, scope, month, item, value, _ in risk_rows(result.path) if section == "measure"}
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        recounted = con.execute("""WITH rows AS (SELECT j.person_id, j.j_month, j.j_isco, e.e_nace, e.e_size FROM jobs j
+                LEFT JOIN enterprises e ON e.employer_id = j.employer_id AND e.e_month = j.j_month),
+            profiles AS (SELECT j_month, list_sort(list(struct_pack(a := j_isco, b := e_nace, c := e_size))) AS p, person_id
+                FROM rows GROUP BY j_month, person_id),
+            classes AS (SELECT j_month, p, count(*) AS n FROM profiles GROUP BY ALL)
+            SELECT j_month, count(*), coalesce(sum(n) FILTER (WHERE n < 5), 0) FROM classes GROUP BY ALL""").fetchall()
+        employers = con.execute("SELECT e_month, count(*) FROM enterprises GROUP BY ALL").fetchall()
+    assert len(recounted) == 2
+    for month, classes, below in recounted:
+        assert (measures[("jobs", month, "classes")], measures[("jobs", month, "persons_below_k")]) == (classes, below)
+    for month, count in employers:
+        assert measures[("enterprises", month, "employers")] == count, "enterprises are measured per employer"
+    assert estimate_risk(home, plan).figures == result.risk.figures

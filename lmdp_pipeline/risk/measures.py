@@ -255,11 +255,12 @@ class Workspace:
             ON p.month = s.month AND p.nk = s.nk"""
 
     def _table_months(self, i: int) -> list[TableMonth]:
+        """Figures per month (sums of fractions in a fixed order: the same extract always gives the same figures)."""
         name = self.model.tables[i].name
         rows = run(self.con, f"""SELECT month, sum(units), sum(records), count(*), min(units),
                 count(*) FILTER (WHERE units < $k), coalesce(sum(units) FILTER (WHERE units < $k), 0),
                 coalesce(sum(records) FILTER (WHERE units < $k), 0), count(*) FILTER (WHERE units = 1),
-                count(*) FILTER (WHERE frequency = 1), coalesce(sum(units / frequency), 0), coalesce(max(1 / frequency), 0),
+                count(*) FILTER (WHERE frequency = 1), coalesce(sum(units / frequency ORDER BY nk), 0), coalesce(max(1 / frequency), 0),
                 count(*) FILTER (WHERE frequency IS NULL OR frequency < units)
             FROM ({self._table_classes(i)}) GROUP BY month ORDER BY month""", {"k": self.k}).fetchall()
         return [TableMonth(name, *row) for row in rows]
@@ -361,7 +362,7 @@ class Workspace:
         """The highest expected re-identifications per person of any person table in any month, at the mapped node."""
         worst = 0.0
         for i in (i for i, _ in self.persons if i in self.measured):
-            rate = self.con.execute(f"""SELECT max(expected / units) FROM (SELECT month, sum(units / frequency) AS expected,
+            rate = self.con.execute(f"""SELECT max(expected / units) FROM (SELECT month, sum(units / frequency ORDER BY nk) AS expected,
                 sum(units) AS units FROM ({self._table_classes(i)}) GROUP BY month)""").fetchone()[0]
             worst = max(worst, rate or 0.0)
         return worst

@@ -93,7 +93,7 @@ class MeasuredTable:
     """A table of the extract with quasi-identifiers, measured per unit and month."""
 
     name: str
-    unit: str  # person_id, or employer_id for enterprises
+    unit: str | None  # person_id, or employer_id for enterprises (None: not delivered, each row is one employer and month)
     month: str | None  # the reference-month column; None for external tables
     own: tuple[QuasiIdentifier, ...]
     linked: tuple[QuasiIdentifier, ...] = ()  # the employer's, through employer_id
@@ -161,18 +161,21 @@ class RiskModel:
                     own.setdefault(register, []).append(QuasiIdentifier(register, variable.name, level, variable))
                 if variable.protection is Protection.restricted:
                     sensitive.append(Sensitive(register, variable.name, contract.delivery.month_column, variable, level))
-        employer_qis = tuple(own.get(ENTERPRISES, ()))
+        # an employer's quasi-identifiers reach the jobs only through employer_id, in both tables
+        linkable = ENTERPRISES in plan.registers and any(v.identifier is not None for v, _ in plan.delivered(ENTERPRISES))
+        employer_qis = tuple(own.get(ENTERPRISES, ())) if linkable else ()
         tables = []
         for register in plan.registers:
             contract = contracts[register]
             unit_variable = contract.person_identifier if contract.has_persons else contract.identifiers[0]
+            unit = identifier_column(contract, unit_variable) if unit_variable in [v for v, _ in plan.delivered(register)] else None
             employers = [v for v, _ in plan.delivered(register) if v.identifier is IdentifierKind.employer]
             linked = employer_qis if register != ENTERPRISES and employers else ()
             if not own.get(register) and not linked:
                 continue
             month = contract.delivery.month_column
             tables.append(MeasuredTable(
-                register, identifier_column(contract, unit_variable), month, tuple(own.get(register, ())), linked,
+                register, unit, month, tuple(own.get(register, ())), linked,
                 register, employers[0].name if linked else None, set(contract.key) == {unit_variable.name, month},
             ))
         for name, dataset in plan.approval.external.items():

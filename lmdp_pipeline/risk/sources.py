@@ -55,7 +55,7 @@ def extract_rows(table: MeasuredTable, relation: str | None = None) -> str:
         join = f"LEFT JOIN {q(ENTERPRISES)} e ON e.{EMPLOYER_ID} = t.{EMPLOYER_ID} AND e.e_month = t.{q(table.month)}"
         values += [f"e.{q(qi.column)}" for qi in table.linked]
     month = f"t.{q(table.month)}" if table.month else EXTERNAL_MONTH
-    unit = f"t.{q(table.unit)}" if relation else pseudonym_unit(f"t.{q(table.unit)}")
+    unit = f"t.{q(table.unit)}" if relation else pseudonym_unit(f"t.{q(table.unit)}") if table.unit else "t.rowid"
     return f"SELECT {unit} AS unit, {month} AS month, {_columns(values)} FROM {q(relation or table.name)} t {join}"
 
 
