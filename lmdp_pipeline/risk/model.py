@@ -34,7 +34,7 @@ DROPPED = "not delivered"
 AS_DECLARED = "as declared"
 """The level of an external column (the plan's name for it)."""
 NO_MONTH = ""
-"""The month of a table without one (external data): measured once for the whole period."""
+"""The month of a table without one (external data): measured once for the whole period, joined to every month."""
 ENTERPRISES = "enterprises"
 EMPLOYER_ID = "employer_id"
 

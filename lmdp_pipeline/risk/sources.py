@@ -23,11 +23,8 @@ from ..contracts import ContractSet
 from ..projects.granularity import level_expression
 from ..projects.scope import register_rows_sql
 from ..sql import quote_identifier as q
-from .model import EMPLOYER_ID, ENTERPRISES, MeasuredTable, Sensitive
-
-EXTERNAL_MONTH = "''"
-"""External data have no reference month: measured once for the whole period (model.NO_MONTH)."""
-
+from ..sql import quote_literal
+from .model import EMPLOYER_ID, ENTERPRISES, NO_MONTH, MeasuredTable, Sensitive
 
 def pseudonym_unit(column: str) -> str:
     """A pseudonym (16 hex digits, 64 bits) as the integer it spells: joins and counts on integers are twice as fast.
@@ -54,8 +51,11 @@ def extract_rows(table: MeasuredTable, relation: str | None = None) -> str:
     if table.linked:
         join = f"LEFT JOIN {q(ENTERPRISES)} e ON e.{EMPLOYER_ID} = t.{EMPLOYER_ID} AND e.e_month = t.{q(table.month)}"
         values += [f"e.{q(qi.column)}" for qi in table.linked]
-    month = f"t.{q(table.month)}" if table.month else EXTERNAL_MONTH
-    unit = f"t.{q(table.unit)}" if relation else pseudonym_unit(f"t.{q(table.unit)}") if table.unit else "t.rowid"
+    month = f"t.{q(table.month)}" if table.month else quote_literal(NO_MONTH)
+    if relation:
+        unit = f"t.{q(table.unit)}"
+    else:  # enterprises without employer_id: each row is one employer in one month
+        unit = pseudonym_unit(f"t.{q(table.unit)}") if table.unit else "t.rowid"
     return f"SELECT {unit} AS unit, {month} AS month, {_columns(values)} FROM {q(relation or table.name)} t {join}"
 
 
@@ -77,6 +77,8 @@ def warehouse_rows(table: MeasuredTable, contracts: ContractSet, warehouse: Path
                 f"ON e.e_employer = r.{q(table.employer)} AND e.e_month = r.{q(table.month)}")
         values += [level_expression(qi.variable, qi.level, f"e.{q(qi.column)}") for qi in table.linked]
     unit_value = "r.person_pseudonym" if chosen else identifier_unit(f"r.{q(unit.name)}")
+    if table.unit is None:  # an extract without employer_id: each employer-month is a unit of its own, as in extract_rows
+        unit_value = f"hash({unit_value}, r.{q(table.month)})"
     return f"SELECT {unit_value} AS unit, r.{q(table.month)} AS month, {_columns(values)} FROM ({rows}) r {join}"
 
 
