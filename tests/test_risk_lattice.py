@@ -21,6 +21,7 @@ from lmdp_pipeline.projects.approval import Approval
 from lmdp_pipeline.projects.plan import Plan
 from lmdp_pipeline.projects.rules import check_approval
 from lmdp_pipeline.risk.assess import estimate_risk
+from lmdp_pipeline.risk.lattice import MAX_NODES, by_height
 from lmdp_pipeline.risk.model import DROPPED
 from lmdp_pipeline.risk.report import approval_lines, preview_lines
 
@@ -142,4 +143,12 @@ def test_nothing_meets_a_policy_no_coarsening_can_reach(home, contracts_copy):
     strict = load_contracts(contracts_copy)
     assessment = estimate_risk(home, plan_for("P2026-002", strict, MONTHS))
     assert assessment.breaches and assessment.suggestions == []
-    assert "no coarsening of the quasi-identifiers meets the policy" in "\n".join(preview_lines(assessment))
+    assert "no coarsening of the quasi-identifiers (among the 4,096 least coarse) meets the policy" in "\n".join(preview_lines(assessment))
+
+
+def test_the_lattice_is_walked_least_coarse_first_and_bounded():
+    small = list(by_height([1, 2, 2]))
+    assert sorted(small) == sorted(itertools.product(range(2), range(3), range(3)))
+    assert [sum(n) for n in small] == sorted(sum(n) for n in small) and small[0] == (0, 0, 0)
+    huge = list(by_height([3] * 20))  # 4**20 nodes: only the least coarse are looked at
+    assert len(huge) == len(set(huge)) == MAX_NODES and [sum(n) for n in huge] == sorted(sum(n) for n in huge)

@@ -23,7 +23,7 @@ only if it meets the policy.
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..contracts import ContractSet
@@ -36,9 +36,10 @@ from .model import DROPPED, Levels, RiskModel
 from .verdict import breaches
 
 SHOWN = 3
-"""Suggestions shown: the best few, as the issue of a reviewer is to choose, not to read a lattice."""
+"""Suggestions shown: a reviewer chooses among a few, not from a lattice."""
 MAX_NODES = 4096
-"""Larger lattices (more than a dozen quasi-identifiers) are searched up to this many nodes, lowest first."""
+"""The search looks at this many nodes at most, the least coarse first (a lattice of a dozen quasi-identifiers has
+hundreds of thousands); every lattice of the examples and the benchmarks fits whole."""
 
 
 @dataclass
@@ -61,10 +62,19 @@ def _predecessors(node: tuple[int, ...]) -> list[tuple[int, ...]]:
     return [node[:i] + (node[i] - 1,) + node[i + 1:] for i in range(len(node)) if node[i] > 0]
 
 
+def by_height(tops: list[int]) -> Iterator[tuple[int, ...]]:
+    """The lattice's nodes from the approved levels up, one height at a time, at most MAX_NODES of them."""
+    level, seen = {tuple(0 for _ in tops)}, 0
+    while level and seen < MAX_NODES:
+        for node in sorted(level)[:MAX_NODES - seen]:
+            seen += 1
+            yield node
+        level = {node[:i] + (node[i] + 1,) + node[i + 1:] for node in level for i in range(len(node)) if node[i] < tops[i]}
+
+
 def minimal_nodes(workspace: Workspace, model: RiskModel, policy: RiskPolicy) -> tuple[list[tuple[int, ...]], int]:
     """The minimal nodes meeting the policy, and how many nodes were computed."""
-    shape = [range(len(qi.levels)) for qi in model.dimensions]
-    nodes = sorted(itertools.product(*shape), key=sum)[:MAX_NODES]
+    nodes = by_height([len(qi.levels) - 1 for qi in model.dimensions])
     passing: set[tuple[int, ...]] = set()
     minimal, computed = [], 0
     for node in nodes:

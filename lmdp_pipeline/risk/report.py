@@ -19,6 +19,7 @@ import duckdb
 from ..projects.approval import Approval
 from .assess import RiskAssessment
 from .measures import Figures
+from .lattice import MAX_NODES
 from .model import ENTERPRISES
 from .verdict import RULES
 
@@ -179,7 +180,8 @@ def preview_lines(assessment: RiskAssessment) -> list[str]:
             for number, s in enumerate(assessment.suggestions, 1):
                 lines += [f"    {line}" for line in _suggestion_lines(assessment, s, number)]
         else:
-            lines.append("  no coarsening of the quasi-identifiers meets the policy: narrow the population or the variables")
+            lines.append(f"  no coarsening of the quasi-identifiers (among the {MAX_NODES:,} least coarse) meets the policy: "
+                         "narrow the variables or widen the population")
     return lines
 
 
