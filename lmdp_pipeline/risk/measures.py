@@ -170,13 +170,17 @@ class Workspace:
         if table.single:
             run(con, f"CREATE OR REPLACE TEMP TABLE risk_s{i} AS SELECT unit, month, 1 AS records, {element_id(table)} AS kid "
                      f"FROM ({rows})", params)
-        else:
+        else:  # most units have one row a month: a count and a minimum; lists only for the others
             run(con, f"""CREATE OR REPLACE TEMP TABLE risk_um{i} AS SELECT unit, month, count(*) AS records,
-                list_sort(list({element_id(table)})) AS profile FROM ({rows}) GROUP BY unit, month""", params)
+                [min({element_id(table)})] AS profile FROM ({rows}) GROUP BY unit, month""", params)
+            run(con, f"""UPDATE risk_um{i} SET profile = several.profile FROM (SELECT unit, month, list_sort(list({element_id(table, 'r.')}))
+                AS profile FROM ({rows}) r SEMI JOIN (SELECT unit, month FROM risk_um{i} WHERE records > 1) m USING (unit, month)
+                GROUP BY unit, month) several WHERE several.unit = risk_um{i}.unit AND several.month = risk_um{i}.month""", params)
             con.execute(f"CREATE OR REPLACE TEMP TABLE risk_s{i} AS SELECT unit, month, records, hash(profile) AS kid FROM risk_um{i}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE risk_sc{i} AS SELECT month, kid, count(*) AS units, sum(records) AS records "
                     f"FROM risk_s{i} GROUP BY ALL")
-        self.unit_counts[i] = con.execute(f"SELECT count(DISTINCT unit) FROM risk_s{i}").fetchone()[0]
+        if not (table.about_persons and table.month):  # monthly person tables are counted with the extract as a whole
+            self.unit_counts[i] = con.execute(f"SELECT count(DISTINCT unit) FROM risk_s{i}").fetchone()[0]
 
     def _load_population(self, i: int, table: MeasuredTable, counted: str | None) -> None:
         """Frequencies of the register under the same ids, and the dictionaries over the sample's and the register's."""
@@ -218,13 +222,14 @@ class Workspace:
         else:
             selected = "SELECT NULL AS unit, '' AS month, NULL::UBIGINT AS k WHERE false"
         con = self.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_pm_ids AS {selected}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_combos AS SELECT hash({names}) AS combo, * FROM (SELECT DISTINCT {names} FROM risk_pm_ids)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_pm AS SELECT unit, month, hash({names}) AS combo, {names} FROM ({selected})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_combos AS SELECT DISTINCT combo, {names} FROM risk_pm")
         self._distinct("risk_combos", "combo", "combinations of the extract")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_pm AS SELECT unit, month, hash({names}) AS combo FROM risk_pm_ids")
-        con.execute("DROP TABLE risk_pm_ids")
         con.execute("CREATE OR REPLACE TEMP TABLE risk_cm AS SELECT month, combo, count(*) AS persons FROM risk_pm GROUP BY ALL")
-        self.person_count = con.execute("SELECT count(DISTINCT unit) FROM risk_pm").fetchone()[0]
+        counted = [i for i, t in self.persons if t.month]  # every unit-month of theirs is a row of risk_pm
+        counts = ", ".join(["count(DISTINCT unit)", *(f"count(DISTINCT unit) FILTER (WHERE k{i} IS NOT NULL)" for i in counted)])
+        self.person_count, *per_table = con.execute(f"SELECT {counts} FROM risk_pm").fetchone()
+        self.unit_counts |= dict(zip(counted, per_table))
 
     # --- one node -----------------------------------------------------------------------------------------
 
