@@ -32,8 +32,13 @@ test: setup browser
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# After `make demo`, the UI may use the demo's development master key, and says so; a real
+# deployment sets LMDP_MASTER_KEY or LMDP_MASTER_KEY_FILE and never LMDP_DEVELOPMENT_KEY.
 ui: setup
-	mkdir -p $(DAGSTER_HOME)
+	mkdir -p -m 700 $(DAGSTER_HOME)
+	@if [ -z "$${LMDP_MASTER_KEY+set}$${LMDP_MASTER_KEY_FILE+set}" ] && [ -f "$(LMDP_HOME)/keys/development-master-key.b64" ]; then \
+		echo "WARNING: the UI uses the DEVELOPMENT master key in $(LMDP_HOME)/keys (demo data only)"; \
+		export LMDP_DEVELOPMENT_KEY=1; fi; \
 	$(BIN)/dagster dev -w workspace.yaml
 
 validate: setup

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import os
 
+from lmdp_pipeline.files import private_dir
 from lmdp_pipeline.paths import PlatformPaths
 
 DAGSTER_SETTINGS = """# Written by lmdp on first use; SQLite storage under this folder. See docs/operations.md.
@@ -38,7 +39,7 @@ def dagster_instance(paths: PlatformPaths):
     from dagster import DagsterInstance
 
     home = paths.dagster_home
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(home)
     settings = home / "dagster.yaml"
     if not settings.exists():
         settings.write_text(DAGSTER_SETTINGS, encoding="utf-8")

@@ -39,7 +39,7 @@ def test_data_dictionary_asset_materialises(tmp_path):
 
 
 def test_every_asset_and_check_tells_the_operator_what_it_is():
-    """Group, kinds, owners and a description on every asset; a description on every check (issue 7)."""
+    """Group, kinds, owners and a description on every asset; a description on every check."""
     from definitions import defs
 
     specs = list(defs.resolve_all_asset_specs())

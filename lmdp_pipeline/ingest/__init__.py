@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from ..contracts import ContractSet
 from ..paths import PlatformPaths, warehouse_file
 from ..period import parse_month
@@ -55,7 +57,8 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
         raise FileNotFoundError(f"no delivery for {register} {month}: expected {source}")
     sha256, encoding_problems = fingerprint(source)
     report = ValidationReport(source.name, register, month, sha256, contract.version)
-    header, problems = read_header(source, contract)
+    known = {column for c in contracts for column in c.delivered_columns}
+    header, problems = read_header(source, contract, known)
     problems = problems or encoding_problems
     if problems:
         report.findings += problems
@@ -64,7 +67,15 @@ def ingest_delivery(paths: PlatformPaths, contracts: ContractSet, register: str,
         con = connect(spill, memory_limit=DUCKDB_MEMORY_LIMIT)
         partial: Path | None = None
         try:
-            rules, missing = stage(con, scan_sql(source, contract, header), contract, paths.warehouse, month)
+            try:
+                rules, missing = stage(con, scan_sql(source, contract, header), contract, paths.warehouse, month)
+            except duckdb.Error as error:  # its message may quote a line of the file: never shown
+                report.findings.append(Finding(
+                    Check.structure, "unreadable file", None, 0,
+                    hint=f"DuckDB's CSV reader stopped ({error.__class__.__name__}): check quoting, delimiters and control "
+                    "characters; open the quarantined copy in the identified zone to find the line",
+                ))
+                raise _refuse(report, source, paths) from None
             rejected, rejected_count = rejected_lines(con)
             report.findings += rejected
             for target in missing:

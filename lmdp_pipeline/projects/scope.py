@@ -3,7 +3,7 @@
 Column names come from the contracts (checked by ``rules.check_approval`` and
 quoted); every value from an approval is bound as a statement parameter, so no text of
 a spec ever becomes SQL. The population is the persons with at least one row in the
-period matching every condition of a block, in every block (SPEC section 4).
+period matching every condition of a block, in every block.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The two example approvals and the researchers' external file that come with sample data.
 
 They are written against the generated period so that ``lmdp demo`` can build both
-projects straight away; their format is SPEC section 4.
+projects straight away; their format is docs/projects.md's.
 """
 
 from __future__ import annotations
