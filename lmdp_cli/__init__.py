@@ -50,7 +50,7 @@ def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmdp", description=__doc__.split("\n")[0].strip("`: ") or "lmdp")
+    parser = argparse.ArgumentParser(prog="lmdp", description="The command line of the lmdp-pipeline microdata platform.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def sample_options(sub: argparse.ArgumentParser) -> None:

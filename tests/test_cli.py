@@ -167,10 +167,14 @@ def test_commands_leave_lmdp_home_private(tmp_path):
     home = tmp_path / "home"
     (home / "extracts").mkdir(parents=True)
     os.chmod(home / "extracts", 0o755)
-    result = lmdp(home, "sample-data", "--persons", "100", "--months", "2024-01:2024-01", UMASK="0022")
+    os.umask(0o022)  # the CLI inherits a permissive umask and must not keep it
+    result = lmdp(home, "sample-data", "--persons", "100", "--months", "2024-01:2024-01")
     assert result.returncode == 0, result.stderr
+    assert lmdp(home, "dictionary").returncode == 0, "a Dagster run: the instance's databases are created"
     assert stat.S_IMODE((home / "extracts").stat().st_mode) == 0o700, "an existing zone is tightened"
-    for path in [home / "landing", *(home / "landing").rglob("*"), *(home / "external").rglob("*")]:
+    created = [home / "landing", *(home / "landing").rglob("*"), *(home / "external").rglob("*"), *(home / "dagster").rglob("*")]
+    assert any(p.suffix == ".db" for p in created), "Dagster's SQLite databases were looked at"
+    for path in created:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
