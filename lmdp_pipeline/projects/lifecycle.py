@@ -320,6 +320,33 @@ def _retire_locked(paths: PlatformPaths, project: str, reason: str, destroy_key:
 
 
 @dataclass(frozen=True)
+class ApprovalFile:
+    """One file of approvals/: its project (None when the name is no project id) and its approval (None when unreadable)."""
+
+    path: Path
+    project: str | None
+    approval: Approval | None
+    problem: str | None
+
+
+def approval_files(paths: PlatformPaths) -> list[ApprovalFile]:
+    """Every file in approvals/, read; what could not be read says why (it authorises nothing)."""
+    found = []
+    for path in paths.approval_files():
+        try:
+            project = project_id(path.stem)
+        except InvalidProjectId:
+            found.append(ApprovalFile(path, None, None, f"{path.name}: not named after a project id "
+                                      "([A-Z0-9][A-Z0-9-]{2,31}.yaml); it authorises nothing"))
+            continue
+        try:
+            found.append(ApprovalFile(path, project, parse_approval(path), None))
+        except ApprovalError as error:
+            found.append(ApprovalFile(path, project, None, f"{path.name}: unreadable, so it authorises nothing: {error.problems[0]}"))
+    return found
+
+
+@dataclass(frozen=True)
 class Retirement:
     """A decision of the expiry sensor: what to retire and why."""
 
@@ -343,19 +370,9 @@ def decide_retirements(paths: PlatformPaths, today: dt.date) -> tuple[list[Retir
     retired (key destroyed) until its tombstone stands and nothing is left published.
     """
     folder = KeyFolder(paths.keys)
-    problems: list[str] = []
-    approvals: dict[str, Approval | None] = {}
-    for path in paths.approval_files():
-        try:
-            project = project_id(path.stem)
-        except InvalidProjectId:
-            problems.append(f"{path.name}: not named after a project id; it authorises nothing")
-            continue
-        try:
-            approvals[project] = parse_approval(path)
-        except ApprovalError as error:
-            approvals[project] = None
-            problems.append(f"{path.name}: unreadable, so it authorises nothing: {error.problems[0]}")
+    read = approval_files(paths)
+    problems = [f.problem for f in read if f.problem]
+    approvals = {f.project: f.approval for f in read if f.project is not None}
     projects = sorted(set(approvals) | set(paths.extracted_projects()) | set(folder.projects()))
     decisions = []
     for project in projects:
