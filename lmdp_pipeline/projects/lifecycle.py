@@ -264,10 +264,10 @@ def _build_locked(paths, contracts, keystore, project, audit, expected_fingerpri
             raise BuildRefused(f"the approval of {project} became unreadable or was withdrawn while its build ran; nothing published") from None
         if is_retired(current, today) or fingerprint(paths, path) != checked.fingerprint:
             raise BuildRefused(f"the approval of {project} changed while its build ran; nothing published (the new one is built next)")
+        write_access(paths, checked.approval, key)  # the current approval's accounts, published with its extract
 
     provenance = {"approval_file": path.name, "approval_sha256": checked.sha256, "dagster_run_id": run_id}
     result = build_extract(checked.plan, paths, key, provenance, before_publish=still_authorised)
-    write_access(paths, checked.approval, key)
     audit.record("build_published", project=project, extract=result.path.name, key_id=key.key_id, rows=result.rows,
                  persons=result.persons, checks={c.name: c.passed for c in result.checks}, run_id=run_id)
     return checked, result
