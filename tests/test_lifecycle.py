@@ -186,7 +186,7 @@ def test_a_lock_held_too_long_is_refused_clearly(home):
         pass  # a killed holder leaves no stale lock
 
 
-def test_a_killed_builds_leftovers_are_removed_and_nothing_is_ever_group_readable(home, contracts, store, monkeypatch):
+def test_a_killed_builds_leftovers_are_removed_and_nothing_is_ever_group_readable(home, contracts, store, monkeypatch, permissive_umask):
     home.extracts.mkdir(parents=True, exist_ok=True)
     leftovers = [home.extract_candidate(PROJECT, "dead"), home.extracts / f".{PROJECT}.dead.partial.duckdb.wal"]
     for path in leftovers:
@@ -206,11 +206,7 @@ def test_a_killed_builds_leftovers_are_removed_and_nothing_is_ever_group_readabl
         return real(plan, paths, key, provenance, inspect)
 
     monkeypatch.setattr(lifecycle, "build_extract", look_inside)
-    os.umask(0o022)
-    try:
-        build(home, contracts, store)
-    finally:
-        os.umask(0o022)
+    build(home, contracts, store)
     assert not any(p.exists() for p in leftovers) and not spill.exists()
     assert other.exists(), "another project's candidate is not this build's to remove"
     assert modes and all(mode & 0o077 == 0 for mode in modes.values()), modes

@@ -200,7 +200,7 @@ def test_deliveries_are_audited_by_their_runs_with_the_chain_head_in_the_event_l
         assert verify(AuditLog(paths.audit).path, recorded_head(instance)).ok
 
 
-def test_warehouse_and_quarantine_files_are_private(register_assets, home):
+def test_warehouse_and_quarantine_files_are_private(register_assets, home, permissive_umask):
     import stat
 
     paths = PlatformPaths(home)
