@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(LMDP_HOME)/dagster
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast ui validate bench clean
+.PHONY: setup browser demo test test-fast ui validate bench clean mutants
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ validate: setup
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# Plants each catalogued bug in a copy of the privacy-critical code and runs the tests that must catch it.
+mutants: setup
+	$(BIN)/python -m tests.mutants
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
