@@ -37,6 +37,7 @@ def _exports_metadata(result: ExportResult) -> dict:
         "dagster/row_count": sum(t.rows for t in result.tables),
         "tables": dg.MetadataValue.json(tables),
         "bytes": sum(f.size for f in result.files if f.name.startswith("exports/")),
+        "package": result.package.name if result.package is not None else "; ".join(result.notes),
     }
 
 
@@ -77,6 +78,6 @@ def build_export_assets(partitions_def: dg.PartitionsDefinition, extract_key: dg
                 "recipients": result.recipients,
             })
         for note in result.notes:
-            context.log.info(f"project {project}: {note}")
+            context.log.warning(f"project {project}: {note}")
 
     return [project_exports]

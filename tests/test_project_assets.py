@@ -16,6 +16,7 @@ import pytest
 
 from assets import KeysResource, PlatformResource
 from assets.audit_log import AUDIT_LOG_KEY, recorded_head
+from assets.exports import EXPORT_KEYS
 from assets.projects import EXTERNAL_KEY, EXTRACT_KEY, PROJECTS, build_project_assets, build_run_config, build_selection, project_key
 from lmdp_pipeline.audit import AuditLog, verify
 from lmdp_pipeline.keys import KeyDestroyed, Keystore, MasterKey
@@ -93,7 +94,8 @@ def test_the_approval_sensor_only_decides(home):
         result = tick(project_approvals, instance, home)
         assert sorted(r.partition_key for r in result.run_requests) == ["P2026-001", "P2026-002"]
         first = next(r for r in result.run_requests if r.partition_key == "P2026-001")
-        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
+        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY,
+                                              *EXPORT_KEYS}
         assert first.run_config == build_run_config(fingerprint(home, home.approvals / "P2026-001.yaml"), "sensor project_approvals")
         assert first.tags["lmdp/project"] == "P2026-001"
         assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["P2026-001", "P2026-002"]
