@@ -12,7 +12,7 @@ recipients); its audit lines are written by this run.
 
 import dagster as dg
 
-from lmdp_pipeline.exports.arrays import ExportError
+from lmdp_pipeline.exports import ExportError
 from lmdp_pipeline.exports.package import PackageError
 from lmdp_pipeline.exports.publish import ExportResult, export_project
 from lmdp_pipeline.locks import LockTimeout

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-import shutil
 
 import duckdb
 import pandas as pd
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from lmdp_pipeline.audit import AuditLog
-from lmdp_pipeline.exports.arrays import ExportError
+from lmdp_pipeline.exports import ExportError
 from lmdp_pipeline.exports.package import Member, PackageError, open_package, write_package
 from lmdp_pipeline.exports.publish import export_project
 from lmdp_pipeline.keys import Keystore, MasterKey

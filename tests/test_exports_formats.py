@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pyreadstat
 import pytest
 
-from lmdp_pipeline.exports.arrays import ExportError
+from lmdp_pipeline.exports import ExportError
 from lmdp_pipeline.exports.columns import ExportColumn, Kind, code_numbers
 from lmdp_pipeline.exports.names import SPSS_NAMES, STATA_NAMES, fit, spss_short_names
 from lmdp_pipeline.exports.tables import BATCH_ROWS, export_table

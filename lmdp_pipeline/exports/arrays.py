@@ -13,11 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import ExportError
 from .columns import ExportColumn, Kind
-
-
-class ExportError(ValueError):
-    """An extract that cannot be exported as it is; the message names the table, column and what to do."""
 
 
 @dataclass

@@ -59,7 +59,7 @@ class CodebookTable:
 def _stata_storage(variable) -> str:
     if variable.number is None:
         return f"str{variable.width}"
-    return {65530: "byte", 65529: "int", 65528: "long", 65526: "double"}[variable.number.code] + f" {variable.display}"
+    return f"{variable.number.name} {variable.display}"
 
 
 def codebook_tables(approval: Approval, contracts, manifest: dict, lineage: dict, exports: list[TableExport]) -> list[CodebookTable]:

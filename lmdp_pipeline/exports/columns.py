@@ -67,14 +67,15 @@ def code_numbers(codes: list[str]) -> dict[str, int]:
     return {code: number for number, code in enumerate(codes, 1)}
 
 
-def _kind(type_: VariableType | str, level_truncate: str | None) -> Kind:
-    if type_ in (VariableType.identifier, VariableType.string, "string"):
+def _kind(type_: str, level_truncate: str | None) -> Kind:
+    """From a contract's ``VariableType`` or an external column's declared type (both plain words)."""
+    if type_ in (VariableType.identifier, VariableType.string):
         return Kind.text
-    if type_ is VariableType.code:
+    if type_ == VariableType.code:
         return Kind.code
-    if type_ in (VariableType.date, "date"):
+    if type_ == VariableType.date:
         return {None: Kind.date, "day": Kind.date, "month": Kind.month, "year": Kind.number}[level_truncate]
-    if type_ is VariableType.month:
+    if type_ == VariableType.month:
         return Kind.number if level_truncate == "year" else Kind.month
     return Kind.number
 

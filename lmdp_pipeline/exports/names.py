@@ -11,6 +11,7 @@ that differs from the extract's.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 STATA_RESERVED = frozenset(
@@ -55,14 +56,12 @@ SPSS_NAMES = NameRule(64, SPSS_RESERVED, ignore_case=True)
 def spss_short_names(names: list[str]) -> list[str]:
     """SPSS's 8-byte, upper-case, unique short names (the long names are given beside them)."""
     taken: set[str] = set()
+    spare = (f"V{n}" for n in itertools.count(1))
     shorts = []
-    for number, name in enumerate(names, 1):
+    for name in names:
         short = name.upper()[:8]
-        if short in taken or short in SPSS_RESERVED:
-            short = f"V{number}"[:8]
-            while short in taken:  # a long name could itself be V<number>
-                number += len(names)
-                short = f"V{number}"[:8]
+        while short in taken or short in SPSS_RESERVED:
+            short = next(spare)
         taken.add(short)
         shorts.append(short)
     return shorts

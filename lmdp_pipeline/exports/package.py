@@ -97,13 +97,18 @@ class TarStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]):
         self.chunks, self.pending = chunks, memoryview(b"")
+        self.error: BaseException | None = None  # what stopped the stream (pyrage reports only its text)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         while not self.pending:
-            chunk = next(self.chunks, None)
+            try:
+                chunk = next(self.chunks, None)
+            except BaseException as error:
+                self.error = error
+                raise
             if chunk is None:
                 return 0
             self.pending = memoryview(chunk)
@@ -118,8 +123,12 @@ def write_package(target: Path, partial: Path, root: str, members: list[Member],
     target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     try:
+        stream = TarStream(tar_chunks(root, members, mtime))
         with os.fdopen(descriptor, "wb") as handle:
-            pyrage.encrypt_io(TarStream(tar_chunks(root, members, mtime)), handle, recipients)
+            try:
+                pyrage.encrypt_io(stream, handle, recipients)
+            except pyrage.EncryptError as error:
+                raise (stream.error or PackageError(f"{target}: encryption failed: {error}")) from None
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, target)

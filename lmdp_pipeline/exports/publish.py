@@ -37,7 +37,7 @@ from ..period import Period
 from ..projects.approval import Approval, ApprovalError, parse_approval
 from ..projects.lifecycle import is_retired
 from ..projects.plan import Plan
-from .arrays import ExportError
+from . import ExportError
 from .codebook import FileEntry, codebook_tables, render_codebook
 from .columns import Kind, export_tables
 from .names import fit

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import ExportError, Prepared, as_bytes, fixed_width
+from . import ExportError
+from .arrays import Prepared, as_bytes, fixed_width
 from .columns import ExportColumn, Kind
 from .names import fit, spss_short_names
 from .profile import Profile

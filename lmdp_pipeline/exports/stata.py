@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import ExportError, Prepared, as_bytes, fixed_width
+from . import ExportError
+from .arrays import Prepared, as_bytes, fixed_width
 from .columns import ExportColumn, Kind
 from .names import fit
 from .profile import Profile
@@ -35,6 +36,7 @@ MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 @dataclass(frozen=True)
 class NumberType:
+    name: str
     code: int
     dtype: str
     low: int | float
@@ -42,10 +44,10 @@ class NumberType:
     missing: int | float
 
 
-BYTE = NumberType(65530, "<i1", -127, 100, 101)
-INT = NumberType(65529, "<i2", -32767, 32740, 32741)
-LONG = NumberType(65528, "<i4", -2147483647, 2147483620, 2147483621)
-DOUBLE = NumberType(65526, "<f8", -np.inf, np.inf, 2.0 ** 1023)
+BYTE = NumberType("byte", 65530, "<i1", -127, 100, 101)
+INT = NumberType("int", 65529, "<i2", -32767, 32740, 32741)
+LONG = NumberType("long", 65528, "<i4", -2147483647, 2147483620, 2147483621)
+DOUBLE = NumberType("double", 65526, "<f8", -np.inf, np.inf, 2.0 ** 1023)
 
 
 def smallest(low: int, high: int) -> NumberType:

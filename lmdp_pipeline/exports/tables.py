@@ -17,7 +17,8 @@ import duckdb
 from ..paths import EXPORT_FORMATS, export_file
 from ..sql import quote_identifier as q
 from . import spss, stata
-from .arrays import ExportError, prepare
+from . import ExportError
+from .arrays import prepare
 from .columns import ExportColumn, Kind
 from .names import SPSS_NAMES, STATA_NAMES
 from .parquet import ParquetTableWriter
