@@ -126,12 +126,13 @@ def _built_before(context: dg.AssetExecutionContext, project: str) -> bool:
     return bool(records)
 
 
-def _selection_problem(context: dg.AssetExecutionContext, project: str, platform: PlatformResource) -> str | None:
+def _selection_problem(context: dg.AssetExecutionContext, project: str, platform: PlatformResource,
+                       own_keys: set[dg.AssetKey]) -> str | None:
     try:
         approval = parse_approval(platform.paths.approval_file(project))
     except ApprovalError:
         return None  # the build refuses it, and audits why
-    missing = sorted(k.to_user_string() for k in set(build_selection(approval)) & context.assets_def.keys - context.selected_asset_keys)
+    missing = sorted(k.to_user_string() for k in set(build_selection(approval)) & own_keys - context.selected_asset_keys)
     if missing:
         return (f"project {project}'s tables are built together with its extract: select {', '.join(missing)} too "
                 "(the sensor and `lmdp build` select exactly the project's assets)")
@@ -181,7 +182,7 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
     )
     def project_extract(context: dg.AssetExecutionContext, config: BuildConfig, platform: PlatformResource, keys: KeysResource):
         project = context.partition_key
-        problem = _selection_problem(context, project, platform)
+        problem = _selection_problem(context, project, platform, {spec.key for spec in [*registers, external, extract]})
         if problem:
             raise dg.Failure(description=problem)
         paths = platform.paths

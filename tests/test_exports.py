@@ -202,6 +202,20 @@ def test_the_codebook_says_what_the_project_received(exported, contracts):
     assert "<code>" in html and "&lt;" not in md
 
 
+def test_the_html_codebook_shows_markup_in_labels_as_text(exported):
+    from lmdp_pipeline.exports.codebook import render_codebook
+    from lmdp_pipeline.projects.approval import parse_approval
+
+    paths, _ = exported
+    approval = parse_approval(paths.approval_file("P2026-002"))
+    hostile = approval.model_copy(update={"title": "<script>alert(1)</script> & co"})
+    with duckdb.connect(str(paths.extract_file("P2026-002")), read_only=True) as con:
+        manifest = dict(con.execute("SELECT item, value FROM _manifest").fetchall())
+    pages = render_codebook(hostile, manifest, [], [])
+    assert "<script>" not in pages["html"] and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in pages["html"]
+    assert "<script>alert(1)</script> & co" in pages["md"]
+
+
 def test_the_package_opens_with_the_recipients_identity_and_matches_the_files(exported, tmp_path):
     paths, results = exported
     identity = tmp_path / "identity.txt"

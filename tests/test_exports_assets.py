@@ -19,7 +19,7 @@ from lmdp_pipeline.audit import AuditLog
 from lmdp_pipeline.paths import PlatformPaths
 from sensors.projects import project_approvals
 
-from .test_project_assets import build, tick
+from .test_project_assets import build, resources, tick
 
 IDENTITY = pyrage.x25519.Identity.generate()
 
@@ -70,6 +70,17 @@ def test_a_build_run_makes_the_exports_codebook_and_package_after_the_extract(pr
         assert steps.index("project_exports") > steps.index("project_extract")
         events = [e for e in AuditLog(home.audit).entries() if e.get("run_id") == result.run_id]
         assert [e["event"] for e in events][-2:] == ["exports_published", "package_published"]
+
+
+def test_the_exports_alone_can_be_rebuilt_from_the_published_extract(project_assets, home):
+    with dg.instance_for_test() as instance:
+        assert build(project_assets, home, instance, "P2026-002").success
+        before = {p.name: p.read_bytes() for p in home.exports_dir("P2026-002").iterdir()}
+        again = dg.materialize(project_assets, selection=EXPORT_KEYS, partition_key="P2026-002", instance=instance,
+                               resources=resources(home), raise_on_error=False)
+        assert again.success and set(materialized(again)) == {EXPORTS_KEY, CODEBOOK_KEY}
+        assert {p.name: p.read_bytes() for p in home.exports_dir("P2026-002").iterdir()} == before, "same extract, same files"
+        assert [e["event"] for e in AuditLog(home.audit).entries() if e.get("run_id") == again.run_id] == ["exports_published"]
 
 
 def test_without_recipients_no_package_is_materialized(project_assets, home):

@@ -109,11 +109,12 @@ def test_a_sensor_requested_build_creates_the_key_publishes_and_audits_in_its_ru
         instance.add_dynamic_partitions(PROJECTS.name, ["P2026-001"])
         result = run_request(project_assets, home, instance, request)
         assert result.success
-        assert [e["event"] for e in events(home, project="P2026-001")] == ["build_requested", "key_created", "build_started", "build_published"]
+        assert [e["event"] for e in events(home, project="P2026-001")] == ["build_requested", "key_created", "build_started", "build_published",
+                                                                          "exports_published"]
         assert events(home, "build_requested")[0]["requested_by"] == "sensor project_approvals"
         assert {e["run_id"] for e in events(home) if "run_id" in e} == {result.run_id}
         observed = [r.asset_observation.metadata["sequence"].value for r in instance.fetch_observations(AUDIT_LOG_KEY, limit=20).records]
-        assert sorted(observed) == [1, 2, 3, 4], "each line's chain head is in the run's event log"
+        assert sorted(observed) == [1, 2, 3, 4, 5], "each line's chain head is in the run's event log"
         assert verify(AuditLog(home.audit).path, recorded_head(instance)).ok
         access = json.loads(home.access_file("P2026-001").read_text())
         assert access["researchers"] == ["a.schmit", "j.ferreira"] and access["extract"] == "P2026-001.duckdb"

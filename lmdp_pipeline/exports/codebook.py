@@ -81,7 +81,7 @@ def codebook_tables(approval: Approval, contracts, manifest: dict, lineage: dict
             ))
         tables.append(CodebookTable(
             export.table, contract.title if contract else f"External data {export.table}",
-            grains.get(export.table, "one row per person of the researchers' file linked to the population"),
+            grains.get(export.table, "person of the researchers' file, linked to the population"),
             export.rows, months.get(export.table, []), approval.justifications.get(export.table), variables,
         ))
     return tables
