@@ -144,7 +144,7 @@ def _numbers(variable: Variable, column: Prepared) -> np.ndarray:
     return np.where(column.valid, values, SYSMIS)
 
 
-def pack(variables: list[Variable], prepared: list[Prepared]) -> bytes:
+def pack(variables: list[Variable], prepared: list[Prepared]) -> np.ndarray:
     rows = len(prepared[0].valid) if prepared else 0
     cases = np.empty((rows, 8 * sum(v.units for v in variables)), dtype=np.uint8)
     start = 0
@@ -155,7 +155,7 @@ def pack(variables: list[Variable], prepared: list[Prepared]) -> bytes:
         else:
             cases[:, start:end] = as_bytes(_numbers(variable, column), "<f8")
         start = end
-    return cases.tobytes()
+    return cases
 
 
 class SavWriter:
@@ -168,7 +168,7 @@ class SavWriter:
 
     def write(self, prepared: list[Prepared]) -> None:
         self.written += len(prepared[0].valid) if prepared else 0
-        self.handle.write(pack(self.variables, prepared))
+        self.handle.write(pack(self.variables, prepared).data)
 
     def close(self) -> None:
         self.handle.close()

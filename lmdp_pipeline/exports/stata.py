@@ -111,7 +111,7 @@ def _timestamp(moment: dt.datetime) -> bytes:
     return f"{moment.day:02d} {MONTHS[moment.month - 1]} {moment.year} {moment:%H:%M}".encode()
 
 
-def pack(variables: list[Variable], prepared: list[Prepared]) -> bytes:
+def pack(variables: list[Variable], prepared: list[Prepared]) -> np.ndarray:
     """One batch as Stata records: one byte matrix, one column block at a time."""
     rows = len(prepared[0].valid) if prepared else 0
     width = sum(v.size for v in variables)
@@ -124,7 +124,7 @@ def pack(variables: list[Variable], prepared: list[Prepared]) -> bytes:
         else:
             records[:, start:end] = as_bytes(_numbers(variable, column), variable.number.dtype)
         start = end
-    return records.tobytes()
+    return records
 
 
 def _numbers(variable: Variable, column: Prepared) -> np.ndarray:
@@ -184,7 +184,7 @@ class DtaWriter:
 
     def write(self, prepared: list[Prepared]) -> None:
         self.written += len(prepared[0].valid) if prepared else 0
-        self._out(pack(self.variables, prepared))
+        self.handle.write(pack(self.variables, prepared).data)
 
     def close(self) -> None:
         if self.written != self.rows:

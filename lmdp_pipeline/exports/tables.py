@@ -2,13 +2,14 @@
 
 The table is read once, in Arrow batches of ``BATCH_ROWS`` rows (memory stays at a few
 batches whatever its size); each batch is prepared once (``arrays.prepare``) and handed
-to the three writers. Month columns are also read as the date of their first day,
-computed by DuckDB.
+to the three writers, Parquet in a second thread while the Stata and SPSS records are
+packed. Month columns are also read as the date of their first day, computed by DuckDB.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +65,16 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[Expor
     ]
     reader = con.sql(f"SELECT {', '.join(selects)} FROM {q(table)}").to_arrow_reader(BATCH_ROWS)
     files = {format_: export_file(folder, table, format_) for format_ in EXPORT_FORMATS}
-    writers = [
-        stata.DtaWriter(files["dta"], stata_variables, shape.rows, label, timestamp),
-        spss.SavWriter(files["sav"], spss_variables, shape.rows, label, timestamp),
-        ParquetTableWriter(files["parquet"], reader.schema, columns, metadata),
-    ]
-    for batch in reader:
-        prepared = prepare(batch, columns, table, {m: batch.column(MONTH_PREFIX + m) for m in months})
-        for writer in writers:
-            writer.write(prepared)
-    for writer in writers:
+    binary = [stata.DtaWriter(files["dta"], stata_variables, shape.rows, label, timestamp),
+              spss.SavWriter(files["sav"], spss_variables, shape.rows, label, timestamp)]
+    parquet = ParquetTableWriter(files["parquet"], reader.schema, columns, metadata)
+    with ThreadPoolExecutor(max_workers=1) as beside:  # pyarrow writes while numpy packs: both release the GIL
+        for batch in reader:
+            prepared = prepare(batch, columns, table, {m: batch.column(MONTH_PREFIX + m) for m in months})
+            written = beside.submit(parquet.write, prepared)
+            for writer in binary:
+                writer.write(prepared)
+            written.result()
+    for writer in [*binary, parquet]:
         writer.close()
     return TableExport(table, shape.rows, columns, stata_variables, spss_variables, files)
