@@ -111,7 +111,20 @@ def _extract_case(name: str):
     return case
 
 
+def _export_case(name: str):
+    def case(home: Path, register: str, month: str) -> tuple[int, float]:
+        from . import export_cases
+
+        return getattr(export_cases, name)(home)
+
+    return case
+
+
 CASES = {
+    "exports_prepare": _export_case("prepare"),
+    "exports_copy": _export_case("copy"),
+    "exports_ours": _export_case("exports"),
+    "exports_package": _export_case("package"),
     "extract_bare_copy": _extract_case("bare_copy"),
     "extract_pipeline": _extract_case("pipeline"),
     "extract_pandas": _extract_case("pandas_extract"),

@@ -65,6 +65,26 @@ def warehouse_months(warehouse: Path, register: str) -> list[str]:
     return sorted(warehouse_month(p) for p in (Path(warehouse) / register).glob(f"{register}_*.parquet"))
 
 
+EXPORT_FORMATS = ("dta", "sav", "parquet")
+"""Stata, SPSS and Parquet: one file of each per delivered table in a project's exports folder."""
+PACKAGE_MANIFEST = "SHA256SUMS"
+
+
+def export_file(folder: Path, table: str, format_: str) -> Path:
+    """One table in one format inside an exports folder (published or being written)."""
+    return Path(folder) / f"{table}.{format_}"
+
+
+def codebook_file(folder: Path, format_: str) -> Path:
+    """The codebook inside an exports folder: ``html`` or ``md``."""
+    return Path(folder) / f"codebook.{format_}"
+
+
+def value_labels_file(folder: Path) -> Path:
+    """Every code's number and label, for Stata and SPSS, inside an exports folder."""
+    return Path(folder) / "value_labels.csv"
+
+
 @dataclass(frozen=True)
 class PlatformPaths:
     """The folder layout under one home directory."""
@@ -177,14 +197,32 @@ class PlatformPaths:
         return self.extracts / f"{project_id(project)}.access.json"
 
     def exports_dir(self, project: str) -> Path:
+        """The researchers' formats and the codebook (``exports.files`` names what is inside)."""
         return self.extracts / f"{project_id(project)}.exports"
+
+    def exports_candidate(self, project: str, token: str) -> Path:
+        """A hidden folder the exports are written in, renamed to ``exports_dir`` when complete."""
+        return self.extracts / f".{project_id(project)}.{token}.exports.partial"
+
+    def exports_set_aside(self, project: str, token: str) -> Path:
+        """Where the previous exports folder is moved for the instant the new one takes its name."""
+        return self.extracts / f".{project_id(project)}.{token}.exports.previous"
 
     def package_file(self, project: str) -> Path:
         return self.packages / f"{project_id(project)}.tar.age"
 
+    def package_candidate(self, project: str, token: str) -> Path:
+        return self.packages / f".{project_id(project)}.{token}.tar.age.partial"
+
+    def export_leftovers(self, project: str) -> list[Path]:
+        """Folders and packages that a killed export of ``project`` left under hidden names."""
+        project = project_id(project)
+        return sorted([*self.extracts.glob(f".{project}.*.exports.*"), *self.packages.glob(f".{project}.*.tar.age.partial")])
+
     def published(self, project: str) -> list[Path]:
-        """Everything published for a project that retirement deletes (existing or not)."""
-        return [self.extract_file(project), self.access_file(project), self.exports_dir(project), self.package_file(project)]
+        """Everything published for a project that retirement deletes (existing or not), and leftovers of exports."""
+        return [self.extract_file(project), self.access_file(project), self.exports_dir(project), self.package_file(project),
+                *self.export_leftovers(project)]
 
     def outputs_dir(self, project: str) -> Path:
         return self.outputs / project_id(project)

@@ -44,7 +44,8 @@ def test_every_asset_and_check_tells_the_operator_what_it_is():
     from definitions import defs
 
     specs = list(defs.resolve_all_asset_specs())
-    assert len(specs) == 2 + 9 + 9 + 2, "dictionary, audit log, nine registers, nine project tables, external and extract"
+    assert len(specs) == 2 + 9 + 9 + 2 + 3, ("dictionary, audit log, nine registers, nine project tables, external and extract, "
+                                             "exports, codebook and package")
     for spec in specs:
         name = spec.key.to_user_string()
         assert spec.group_name in {"documentation", "registers", "projects"}, name

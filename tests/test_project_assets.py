@@ -16,6 +16,7 @@ import pytest
 
 from assets import KeysResource, PlatformResource
 from assets.audit_log import AUDIT_LOG_KEY, recorded_head
+from assets.exports import EXPORT_KEYS
 from assets.projects import EXTERNAL_KEY, EXTRACT_KEY, PROJECTS, build_project_assets, build_run_config, build_selection, project_key
 from lmdp_pipeline.audit import AuditLog, verify
 from lmdp_pipeline.keys import KeyDestroyed, Keystore, MasterKey
@@ -93,7 +94,8 @@ def test_the_approval_sensor_only_decides(home):
         result = tick(project_approvals, instance, home)
         assert sorted(r.partition_key for r in result.run_requests) == ["P2026-001", "P2026-002"]
         first = next(r for r in result.run_requests if r.partition_key == "P2026-001")
-        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
+        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY,
+                                              *EXPORT_KEYS}
         assert first.run_config == build_run_config(fingerprint(home, home.approvals / "P2026-001.yaml"), "sensor project_approvals")
         assert first.tags["lmdp/project"] == "P2026-001"
         assert sorted(result.dynamic_partitions_requests[0].partition_keys) == ["P2026-001", "P2026-002"]
@@ -107,11 +109,12 @@ def test_a_sensor_requested_build_creates_the_key_publishes_and_audits_in_its_ru
         instance.add_dynamic_partitions(PROJECTS.name, ["P2026-001"])
         result = run_request(project_assets, home, instance, request)
         assert result.success
-        assert [e["event"] for e in events(home, project="P2026-001")] == ["build_requested", "key_created", "build_started", "build_published"]
+        assert [e["event"] for e in events(home, project="P2026-001")] == ["build_requested", "key_created", "build_started", "build_published",
+                                                                          "exports_published"]
         assert events(home, "build_requested")[0]["requested_by"] == "sensor project_approvals"
         assert {e["run_id"] for e in events(home) if "run_id" in e} == {result.run_id}
         observed = [r.asset_observation.metadata["sequence"].value for r in instance.fetch_observations(AUDIT_LOG_KEY, limit=20).records]
-        assert sorted(observed) == [1, 2, 3, 4], "each line's chain head is in the run's event log"
+        assert sorted(observed) == [1, 2, 3, 4, 5], "each line's chain head is in the run's event log"
         assert verify(AuditLog(home.audit).path, recorded_head(instance)).ok
         access = json.loads(home.access_file("P2026-001").read_text())
         assert access["researchers"] == ["a.schmit", "j.ferreira"] and access["extract"] == "P2026-001.duckdb"
