@@ -105,8 +105,10 @@ def cmd_build(args: argparse.Namespace, paths: PlatformPaths) -> None:
                       {PROJECT_TAG: project})
     if failure:
         raise CommandError(failure)
-    extract = paths.extract_file(project)
+    extract, package = paths.extract_file(project), paths.package_file(project)
     print("  " + extract_summary(extract))
+    print(f"  exports and codebook: {paths.exports_dir(project)}; package: "
+          f"{package if package.exists() else 'none (the approval lists no recipients)'}")
     print(f"  open it with: {sys.executable} -c \"import duckdb; print(duckdb.connect('{extract}', read_only=True).sql('SHOW TABLES'))\"")
 
 

@@ -48,7 +48,7 @@ def template_environment() -> jinja2.Environment:
     """The Jinja environment of the platform's documents (this dictionary, project codebooks): templates, filters, marks."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("lmdp_pipeline", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -21,5 +21,5 @@ register_refresh = dg.define_asset_job(
 project_build = dg.define_asset_job(
     "project_build",
     selection=dg.AssetSelection.groups(PROJECTS_GROUP),
-    description="Build one project's extract; runs select the registers the project asked for and projects/extract.",
+    description="Build one project's extract and then its exports, codebook and package; runs select the registers the project asked for, projects/extract and the exports.",
 )
