@@ -6,6 +6,9 @@ from assets.dictionary import data_dictionary
 from assets.projects import PROJECTS_GROUP
 from assets.registers import REGISTERS_GROUP
 
+KIND_TAG = "lmdp/kind"
+"""On every run of the two heavy jobs, whoever starts it: the run queue bounds how many of each run at once."""
+
 publish_dictionary = dg.define_asset_job(
     "publish_dictionary",
     selection=[data_dictionary],
@@ -15,11 +18,13 @@ publish_dictionary = dg.define_asset_job(
 register_refresh = dg.define_asset_job(
     "register_refresh",
     selection=dg.AssetSelection.groups(REGISTERS_GROUP),
+    tags={KIND_TAG: "refresh"},
     description="Ingest and validate every register's delivery for one month, referenced registers first.",
 )
 
 project_build = dg.define_asset_job(
     "project_build",
     selection=dg.AssetSelection.groups(PROJECTS_GROUP),
+    tags={KIND_TAG: "build"},
     description="Build one project's extract; runs select the registers the project asked for and projects/extract.",
 )
