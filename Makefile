@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(LMDP_HOME)/dagster
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test test-fast ui validate bench clean
+.PHONY: setup browser postgres demo test test-fast ui validate bench bench-scale clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the UI end-to-end test"; \
 		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
-test: setup browser
+# The production-configuration test runs a throw-away PostgreSQL cluster (Debian's postgresql package).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing Debian's postgresql for the PostgreSQL deployment test"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
+test: setup browser postgres
 	$(BIN)/python -m pytest
 
 test-fast: setup

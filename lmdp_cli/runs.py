@@ -38,27 +38,27 @@ def requester() -> str:
 
 
 def dagster_instance(paths: PlatformPaths):
-    """The persistent instance shared with ``make ui`` and the daemon; the first call of a process
-    marks failed the runs that killed ``lmdp`` processes of this host left in progress."""
+    """The persistent instance shared with ``make ui`` and the daemon, opened once per process (opening one
+    checks its storage's schema: a second of a short command). Opening it marks failed the runs that killed
+    ``lmdp`` processes of this host left in progress."""
     from dagster import DagsterInstance
 
     home = paths.dagster_home
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text(DAGSTER_SETTINGS, encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
-    instance = DagsterInstance.get()
-    if not _swept:
+    if home not in _instances:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings = home / "dagster.yaml"
+        if not settings.exists():
+            settings.write_text(DAGSTER_SETTINGS, encoding="utf-8")
+        os.environ["DAGSTER_HOME"] = str(home)
+        instance = _instances[home] = DagsterInstance.get()
         from run_workers import fail_orphaned_runs
 
         for run_id in fail_orphaned_runs(instance):
             print(f"run {run_id} was left in progress by a killed lmdp process: marked failed", file=sys.stderr)
-        _swept.append(True)
-    return instance
+    return _instances[home]
 
 
-_swept: list[bool] = []
+_instances: dict = {}
 
 
 def run_job(paths: PlatformPaths, job_name: str, partition_key: str | None = None, asset_selection=None,
