@@ -157,14 +157,13 @@ def _table(rows, floor: str, ours: str) -> list[str]:
 
 
 def write_results(args, sections: list[str]) -> None:
-    lines = [
-        f"### Run of {dt.date.today().isoformat()}" + (f" ({', '.join(args.only)} only)" if args.only else ""),
-        "",
-        f"Machine: {machine()}. Median of {args.repeats} runs, each case in its own process.",
-        "",
-        *sections,
-    ]
-    section = "\n".join(lines)
+    heading = f"Run of {dt.date.today().isoformat()}" + (f" ({', '.join(args.only)} only)" if args.only else "")
+    record(heading, [f"Machine: {machine()}. Median of {args.repeats} runs, each case in its own process.", "", *sections])
+
+
+def record(heading: str, lines: list[str]) -> None:
+    """Put a run's results at the top of docs/benchmarks.md's runs (newest first)."""
+    section = "\n".join([f"### {heading}", "", *lines])
     existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n\n"
     head, _, rest = existing.partition("### ")
     RESULTS.write_text(head + section + ("\n### " + rest if rest else ""), encoding="utf-8")
