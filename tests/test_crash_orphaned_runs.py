@@ -149,6 +149,7 @@ def test_the_production_instance_config_is_valid_and_names_the_tags_the_runs_car
     config = _instance_config()
     assert set(config["storage"]) == {"postgres"}, "runs, event log and schedules all in PostgreSQL"
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}, "no password in the file"
+    assert config["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2", "the driver dagster-postgres installs"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert (config["run_launcher"]["module"], config["run_launcher"]["class"]) == ("run_workers", "LocalRunLauncher")
     assert config["run_monitoring"]["enabled"] is True
@@ -156,6 +157,8 @@ def test_the_production_instance_config_is_valid_and_names_the_tags_the_runs_car
               config["run_coordinator"]["config"]["tag_concurrency_limits"]}
     assert limits[(PROJECT_TAG, "per value")] == 1 and limits[("dagster/partition", "per value")] == 1
     assert limits[(KIND_TAG, project_build.tags[KIND_TAG])] >= 1 and limits[(KIND_TAG, register_refresh.tags[KIND_TAG])] >= 1
+    # the run queue sizes runs, not steps: each heavy run keeps its steps in its own process
+    assert project_build.executor_def.name == register_refresh.executor_def.name == "in_process"
 
 
 def json_value(value) -> str | None:
