@@ -50,7 +50,7 @@ PROJECT = "P2026-001"
 MONTHS = ("2024-01", "2024-02")
 UNPRIVILEGED = "nobody"
 STARTUP_SECONDS = 180
-RUN_SECONDS = 420
+RUN_SECONDS = 900
 CHECK_NAMES = ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique",
                "row_order", "period_complete"]
 
