@@ -104,7 +104,7 @@ def test_the_launchers_health_check_reads_the_run_workers_pid():
     from dagster._core.events import EngineEventData
     from dagster._core.launcher import WorkerStatus
 
-    from run_workers import LocalRunLauncher
+    from run_workers import HOST_TAG, PID_TAG, LocalRunLauncher
 
     with dg.instance_for_test(overrides={"run_launcher": {"module": "run_workers", "class": "LocalRunLauncher"}}) as instance:
         launcher = instance.run_launcher
@@ -123,6 +123,11 @@ def test_the_launchers_health_check_reads_the_run_workers_pid():
         finally:
             worker.kill()
             worker.wait()
+        # a run of a killed `lmdp` command is failed by the daemon too, from its tags
+        cli_run = instance.get_run_by_id(_in_progress_run(instance, {HOST_TAG: this_host(), PID_TAG: str(_dead_pid())}))
+        assert launcher.check_run_worker_health(cli_run).status == WorkerStatus.FAILED
+        live_cli_run = instance.get_run_by_id(_in_progress_run(instance, {HOST_TAG: this_host(), PID_TAG: str(os.getpid())}))
+        assert launcher.check_run_worker_health(live_cli_run).status == WorkerStatus.RUNNING
 
 
 def _instance_config() -> dict:
