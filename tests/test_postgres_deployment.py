@@ -43,7 +43,7 @@ from lmdp_pipeline.paths import PROJECT_ROOT
 
 from .dagster_services import free_port, graphql, start_service, stop_service, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*")]
 
 BIN = Path(sys.executable).parent
 PROJECT = "P2026-001"
