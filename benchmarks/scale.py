@@ -180,7 +180,7 @@ def report(persons: int, months: list[dict], builds: list[dict], filled: list[st
         return f"{mean(r['seconds'] for r in part):.1f} s per month ({sum(r['rows'] for r in part) / len(part):,.0f} rows)"
 
     lines = [
-        f"Ten years at Luxembourg size (`make bench-scale`): {persons:,} persons over {len(months)} months, individuals, "
+        f"Ten years at Luxembourg size (`make bench-scale`): {persons:,} persons drawn, {len(months)} months ingested, individuals, "
         "affiliation and jobs (with enterprises, which jobs' references read), generated and ingested month by month, "
         f"then whole-population extracts built with `{MEMORY_LIMIT}` as DuckDB's memory limit "
         "(targets: the ten-year build under 3 minutes and 2 GB; ingestion linear in months).",
