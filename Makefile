@@ -12,7 +12,7 @@ OLD_DUCKDB ?= 1.4.0
 OLD_DUCKDB_VENV ?= .venv-duckdb-$(OLD_DUCKDB)
 export LMDP_OLD_DUCKDB_PYTHON ?= $(CURDIR)/$(OLD_DUCKDB_VENV)/bin/python
 
-.PHONY: setup browser age old-duckdb demo test test-fast ui validate bench clean mutants
+.PHONY: setup browser age old-duckdb postgres demo test test-fast ui validate bench bench-scale clean mutants
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ $(OLD_DUCKDB_VENV)/bin/python:
 
 old-duckdb: $(OLD_DUCKDB_VENV)/bin/python
 
-test: setup browser age old-duckdb
+# The production-configuration test runs a throw-away PostgreSQL cluster (Debian's postgresql package).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing Debian's postgresql for the PostgreSQL deployment test"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+
+test: setup browser age old-duckdb postgres
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -68,3 +73,7 @@ mutants: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# Ten years of 1,300,000 persons, ingested month by month, then whole-population extracts: hours on 2 cores, not in CI.
+bench-scale: setup
+	$(BIN)/python -m benchmarks.scale

@@ -132,12 +132,20 @@ def exports_section(args, home: Path) -> list[str]:
     ]
 
 
+def end_to_end_section(args, home: Path) -> list[str]:
+    from .end_to_end import section
+
+    return section(args, home)
+
+
 SECTIONS = {
     "ingestion": ingestion_section,
     "pseudonymisation": pseudonymisation_section,
     "extract": extract_section,
     "exports": exports_section,
+    "end_to_end": end_to_end_section,
 }
+NEEDS_MILLION_PERSON_MONTH = {"ingestion", "pseudonymisation", "extract"}
 """Each section runs its cases and returns its part of docs/benchmarks.md; ``--only`` picks some."""
 
 
@@ -149,7 +157,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these sections only (default: all)")
     args = parser.parse_args()
     home = Path(args.home)
-    prepare(home, args.persons)
+    if NEEDS_MILLION_PERSON_MONTH & set(args.only or SECTIONS):
+        prepare(home, args.persons)
     sections = [line for name in (args.only or SECTIONS) for line in SECTIONS[name](args, home)]
     write_results(args, sections)
 
@@ -168,14 +177,13 @@ def _table(rows, floor: str, ours: str) -> list[str]:
 
 
 def write_results(args, sections: list[str]) -> None:
-    lines = [
-        f"### Run of {dt.date.today().isoformat()}" + (f" ({', '.join(args.only)} only)" if args.only else ""),
-        "",
-        f"Machine: {machine()}. Median of {args.repeats} runs, each case in its own process.",
-        "",
-        *sections,
-    ]
-    section = "\n".join(lines)
+    heading = f"Run of {dt.date.today().isoformat()}" + (f" ({', '.join(args.only)} only)" if args.only else "")
+    record(heading, [f"Machine: {machine()}. Median of {args.repeats} runs, each case in its own process.", "", *sections])
+
+
+def record(heading: str, lines: list[str]) -> None:
+    """Put a run's results at the top of docs/benchmarks.md's runs (newest first)."""
+    section = "\n".join([f"### {heading}", "", *lines])
     existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n\n"
     head, _, rest = existing.partition("### ")
     RESULTS.write_text(head + section + ("\n### " + rest if rest else ""), encoding="utf-8")

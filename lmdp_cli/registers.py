@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lmdp_pipeline.paths import PlatformPaths
 from lmdp_pipeline.period import parse_month
-from lmdp_pipeline.synthetic import DEFAULT_MONTHS, DEFAULT_PERSONS, DEFAULT_SEED, Period, generate
+from lmdp_pipeline.synthetic import Period, generate
 
 from .runs import CommandError, dagster_instance, run_job
 

@@ -26,6 +26,21 @@ class LockTimeout(Exception):
     """Another run held the project for longer than this one could wait."""
 
 
+def is_held(path: Path) -> bool:
+    """Whether another process holds the lock at ``path`` now (a hint for messages: it may change at once)."""
+    try:
+        descriptor = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing releases the probe's own lock
+    return False
+
+
 @contextmanager
 def project_lock(path: Path, what: str, wait_seconds: float = WAIT_SECONDS, on_wait=None) -> Iterator[None]:
     """Hold the lock at ``path`` for the block; wait for it up to ``wait_seconds`` (``on_wait`` is told once)."""

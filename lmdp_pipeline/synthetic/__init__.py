@@ -10,14 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from ..contracts import ContractSet, load_contracts
-from .examples import write_approvals, write_survey
-from .monthly import REGISTER_BUILDERS, Month
 from ..period import Period
-from .population import draw_population
-from .writer import write_delivery
 
 DEFAULT_PERSONS = 5_000
 DEFAULT_MONTHS = "2023-01:2024-12"
@@ -42,6 +36,14 @@ def generate(
     contracts: ContractSet | None = None,
 ) -> SampleData:
     """Write deliveries to ``home/landing``, approvals to ``home/approvals``, external data to ``home/external``."""
+    # imported here: numpy, pandas and pyarrow cost a second at the start of every `lmdp` command otherwise
+    import duckdb
+
+    from .examples import write_approvals, write_survey
+    from .monthly import REGISTER_BUILDERS, Month
+    from .population import draw_population
+    from .writer import write_delivery
+
     period = Period.parse(period) if isinstance(period, str) else period
     contracts = contracts or load_contracts()
     population = draw_population(contracts, period, persons, seed)
