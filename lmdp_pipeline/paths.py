@@ -50,6 +50,16 @@ def warehouse_file(warehouse: Path, register: str, month: str) -> Path:
     return Path(warehouse) / register / f"{register}_{month}.parquet"
 
 
+def warehouse_candidate(warehouse: Path, register: str, month: str, token: str) -> Path:
+    """An ingestion's hidden candidate file, renamed over the month's file once accepted."""
+    return Path(warehouse) / register / f".{register}_{month}.{token}.partial"
+
+
+def warehouse_leftovers(warehouse: Path, register: str, month: str) -> list[Path]:
+    """Candidate files of an ingestion of ``register`` and ``month`` that was killed before its rename."""
+    return sorted((Path(warehouse) / register).glob(f".{register}_{month}.*.partial"))
+
+
 def warehouse_glob(warehouse: Path, register: str) -> Path:
     """A DuckDB glob over every month of one register."""
     return Path(warehouse) / register / f"{register}_*.parquet"
@@ -230,6 +240,9 @@ class PlatformPaths:
     def project_lock(self, project: str) -> Path:
         return self.locks / f"{project_id(project)}.lock"
 
+    def delivery_lock(self, register: str, month: str) -> Path:
+        return self.locks / "deliveries" / f"{register}_{month}.lock"
+
     def extracted_projects(self) -> list[str]:
         """Projects with an extract (or an access list) in extracts/, whatever their approval says."""
         names = {p.name.split(".", 1)[0] for p in self.extracts.glob("*.duckdb")}
@@ -239,12 +252,12 @@ class PlatformPaths:
 
 def spill_dir(zone: Path, label: str, token: str) -> Path:
     """A private folder for DuckDB's temporary data, inside the zone whose data it holds."""
-    return Path(zone) / ".spill" / f"{label}-{token}"
+    return Path(zone) / ".spill" / f"{label}.{token}"  # no project id or register holds a dot
 
 
 def spill_leftovers(zone: Path, label: str) -> list[Path]:
     """Spill folders with ``label`` that a killed process left behind."""
-    return sorted((Path(zone) / ".spill").glob(f"{label}-*"))
+    return sorted((Path(zone) / ".spill").glob(f"{label}.*"))
 
 
 def secure_home(paths: PlatformPaths) -> None:

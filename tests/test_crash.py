@@ -183,7 +183,7 @@ def test_a_killed_build_leaves_the_last_good_extract_and_the_next_build_succeeds
     assert dict(_runs_of_pid(home, pid))[run_id].value == "FAILURE"
     assert _sha256(extract) != before and _extract_is_sound(extract) == rows_before, "rebuilt from the same data"
     assert not _candidates(home), "the killed build's candidate and WAL were removed"
-    assert not list((home / "warehouse" / ".spill").glob(f"build-{PROJECT}-*")), "and its spill folder"
+    assert not list((home / "warehouse" / ".spill").glob(f"build-{PROJECT}.*")), "and its spill folder"
 
 
 def _hold_lock(home: Path) -> subprocess.Popen:
@@ -284,6 +284,8 @@ def test_a_killed_refresh_leaves_each_month_old_or_new(platform, tmp_path, momen
     for path in old:
         register, month = path.parent.name, path.stem.rsplit("_", 1)[1]
         assert _footer_sha256(path) == new_sha[(register, month)], f"{path.name} not refreshed by the next run"
+    assert not list((home / "warehouse").glob("*/.*.partial")), "the next refresh removed the killed one's candidates"
+    assert not list((home / "warehouse" / ".spill").glob("ingest-*")), "and its spill folders"
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     with DagsterInstance.from_ref(_instance_ref(home)) as instance:

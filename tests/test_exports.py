@@ -362,11 +362,11 @@ def test_retirement_deletes_the_exports_and_the_package(own, contracts):
 def test_an_export_waits_for_a_build_or_retirement_holding_the_project(own, contracts):
     import threading
 
-    from lmdp_pipeline.locks import project_lock
+    from lmdp_pipeline.locks import held
 
     waiting, done = threading.Event(), []
     before = snapshot(own, "P2026-002")
-    with project_lock(own.project_lock("P2026-002"), "a build"):
+    with held(own.project_lock("P2026-002"), "a build"):
         worker = threading.Thread(target=lambda: done.append(
             export_project(own, contracts, "P2026-002", AuditLog(own.audit), on_wait=waiting.set)))
         worker.start()

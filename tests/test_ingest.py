@@ -242,3 +242,21 @@ def test_a_reference_to_a_month_not_ingested_is_refused(paths, contracts):
 def test_a_missing_delivery_says_where_it_was_expected(paths, contracts):
     with pytest.raises(FileNotFoundError, match=r"no delivery for jobs 2024-09: expected .*jobs_2024-09\.csv"):
         ingest_delivery(paths, contracts, "jobs", "2024-09")
+
+
+def test_a_killed_ingestions_leftovers_are_removed_by_the_next_one_of_the_month(paths, contracts):
+    """A refresh killed with SIGKILL leaves identified data behind: the next ingestion of that month removes it."""
+    from lmdp_pipeline.ingest import ingest_label
+    from lmdp_pipeline.paths import spill_dir, warehouse_candidate
+
+    month, other = MONTHS[1], MONTHS[0]
+    candidate = warehouse_candidate(paths.warehouse, "jobs", month, "dead")
+    candidate.write_bytes(b"half a Parquet file of matricules")
+    spill = spill_dir(paths.warehouse, ingest_label("jobs", month), "dead")
+    spill.mkdir(parents=True)
+    kept = [warehouse_candidate(paths.warehouse, "jobs", other, "running"), spill_dir(paths.warehouse, ingest_label("jobs", other), "running")]
+    kept[0].write_bytes(b"another month's ingestion, running")
+    kept[1].mkdir(parents=True)
+    ingest_delivery(paths, contracts, "jobs", month)
+    assert not candidate.exists() and not spill.exists()
+    assert all(p.exists() for p in kept), "another month's files are not this ingestion's to remove"

@@ -21,8 +21,9 @@ import pytest
 
 from lmdp_pipeline.audit import AuditLog
 from lmdp_pipeline.keys import KeyDestroyed, KeyFolder, Keystore, KeystoreError, MasterKey
-from lmdp_pipeline.locks import LockTimeout, project_lock
-from lmdp_pipeline.paths import InvalidProjectId, PlatformPaths, project_id
+from lmdp_pipeline.locks import LockTimeout, held
+from lmdp_pipeline.paths import InvalidProjectId, PlatformPaths, project_id, spill_dir
+from lmdp_pipeline.projects.build import build_label
 from lmdp_pipeline.projects import lifecycle
 from lmdp_pipeline.projects.approval import ApprovalError
 from lmdp_pipeline.projects.lifecycle import (
@@ -157,8 +158,8 @@ def test_nothing_is_published_when_the_project_changes_during_its_build(home, co
 
 def _hold_lock_in_another_process(path, seconds: float) -> subprocess.Popen:
     code = (f"import sys, time; sys.path.insert(0, {str(os.getcwd())!r}); from pathlib import Path; "
-            f"from lmdp_pipeline.locks import project_lock\n"
-            f"with project_lock(Path({str(path)!r}), 'holder'):\n    print('held', flush=True); time.sleep({seconds})")
+            f"from lmdp_pipeline.locks import held\n"
+            f"with held(Path({str(path)!r}), 'holder'):\n    print('held', flush=True); time.sleep({seconds})")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     return holder
@@ -176,13 +177,13 @@ def test_a_second_build_waits_for_the_first(home, contracts, store):
 def test_a_lock_held_too_long_is_refused_clearly(home):
     holder = _hold_lock_in_another_process(home.project_lock(PROJECT), 5)
     try:
-        with pytest.raises(LockTimeout, match="another build or retirement of the project held it"):
-            with project_lock(home.project_lock(PROJECT), f"build of {PROJECT}", wait_seconds=0.5):
+        with pytest.raises(LockTimeout, match="another run held P2026-002.lock for more than"):
+            with held(home.project_lock(PROJECT), f"build of {PROJECT}", wait_seconds=0.5):
                 pass
     finally:
         holder.kill()
         holder.wait()
-    with project_lock(home.project_lock(PROJECT), "after", wait_seconds=5):
+    with held(home.project_lock(PROJECT), "after", wait_seconds=5):
         pass  # a killed holder leaves no stale lock
 
 
@@ -191,11 +192,13 @@ def test_a_killed_builds_leftovers_are_removed_and_nothing_is_ever_group_readabl
     leftovers = [home.extract_candidate(PROJECT, "dead"), home.extracts / f".{PROJECT}.dead.partial.duckdb.wal"]
     for path in leftovers:
         path.write_bytes(b"left by a build killed with SIGKILL")
-    spill = home.warehouse / ".spill" / f"build-{PROJECT}-dead"
+    spill = spill_dir(home.warehouse, build_label(PROJECT), "dead")
     spill.mkdir(parents=True)
     (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"matricules")
     other = home.extract_candidate("P2026-001", "running")
     other.write_bytes(b"another project's build, running")
+    other_spill = spill_dir(home.warehouse, build_label(f"{PROJECT}-X"), "running")
+    other_spill.mkdir(parents=True)
     modes = {}
     real = lifecycle.build_extract
 
@@ -208,7 +211,7 @@ def test_a_killed_builds_leftovers_are_removed_and_nothing_is_ever_group_readabl
     monkeypatch.setattr(lifecycle, "build_extract", look_inside)
     build(home, contracts, store)
     assert not any(p.exists() for p in leftovers) and not spill.exists()
-    assert other.exists(), "another project's candidate is not this build's to remove"
+    assert other.exists() and other_spill.exists(), "another project's files are not this build's to remove"
     assert modes and all(mode & 0o077 == 0 for mode in modes.values()), modes
     for path in [home.extract_file(PROJECT), home.access_file(PROJECT)]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -216,7 +219,7 @@ def test_a_killed_builds_leftovers_are_removed_and_nothing_is_ever_group_readabl
 
 def test_a_retirement_waits_for_a_running_build(home, contracts, store):
     results = {}
-    with project_lock(home.project_lock(PROJECT), "a build"):
+    with held(home.project_lock(PROJECT), "a build"):
         thread = threading.Thread(target=lambda: results.update(
             entry=retire_project(home, PROJECT, "revoked", True, AuditLog(home.audit))))
         thread.start()

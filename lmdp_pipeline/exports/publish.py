@@ -31,7 +31,7 @@ from ..audit import AuditLog
 from ..contracts import ContractSet
 from ..files import sha256_of, sync_directory, write_private
 from ..keys import KeyFolder
-from ..locks import project_lock
+from ..locks import held
 from ..paths import PRIVATE_DIR, PRIVATE_FILE, PlatformPaths, codebook_file, project_id, value_labels_file
 from ..period import Period
 from ..projects.approval import Approval, ApprovalError, parse_approval
@@ -146,7 +146,7 @@ def export_project(paths: PlatformPaths, contracts: ContractSet, project: str, a
     Raises ExportError or PackageError (audited as refused); what was published before stays."""
     project = project_id(project)
     try:
-        with project_lock(paths.project_lock(project), f"exports of {project}", on_wait=on_wait):
+        with held(paths.project_lock(project), f"exports of {project}", on_wait=on_wait):
             return _export_locked(paths, contracts, project, audit, run_id, today or dt.date.today())
     except (ExportError, PackageError) as refused:
         audit.record("exports_refused", project=project, reason=str(refused)[:2000], run_id=run_id)

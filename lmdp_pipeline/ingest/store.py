@@ -19,7 +19,7 @@ import duckdb
 
 from ..contracts import Contract
 from ..files import private_dir, write_private_text
-from ..paths import PRIVATE_FILE, warehouse_file
+from ..paths import PRIVATE_FILE, warehouse_candidate, warehouse_file
 from ..sql import quote_identifier, quote_literal
 from .report import ValidationReport
 
@@ -45,7 +45,7 @@ def write_candidate(con: duckdb.DuckDBPyConnection, contract: Contract, warehous
     """
     target = warehouse_file(warehouse, contract.register, month)
     private_dir(target.parent)
-    partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.partial")
+    partial = warehouse_candidate(warehouse, contract.register, month, uuid.uuid4().hex)
     columns = ", ".join(quote_identifier(v.name) for v in contract.variables)
     try:
         con.execute(

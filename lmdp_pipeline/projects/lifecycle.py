@@ -38,7 +38,7 @@ from ..audit import AuditLog
 from ..contracts import ContractSet
 from ..files import cached_sha256, write_private
 from ..keys import KeyFolder, KeyNotFound, Keystore, KeystoreError, ProjectKey
-from ..locks import project_lock
+from ..locks import held
 from ..paths import InvalidProjectId, PlatformPaths, project_id, spill_leftovers
 from .approval import Approval, ApprovalError, parse_approval
 from .build import ExtractRefused, ExtractResult, build_extract, build_label
@@ -227,7 +227,7 @@ def build_project(
     today = today or dt.date.today()
     audit.record("build_requested", project=project, requested_by=requested_by, fingerprint=expected_fingerprint or None, run_id=run_id)
     try:
-        with project_lock(paths.project_lock(project), f"build of {project}", on_wait=on_wait):
+        with held(paths.project_lock(project), f"build of {project}", on_wait=on_wait):
             return _build_locked(paths, contracts, keystore, project, audit, expected_fingerprint, run_id, built_before, today)
     except (ApprovalError, BuildRefused, ExtractRefused, ExternalDataRefused, KeystoreError) as refused:
         audit.record("build_refused", project=project, reason=str(refused)[:2000], run_id=run_id,
@@ -297,7 +297,7 @@ def retire_project(
     """Retire a project: delete what was published; with ``destroy_key``, tombstone and destroy its key. Idempotent."""
     project = project_id(project)
     try:
-        with project_lock(paths.project_lock(project), f"retirement of {project}", on_wait=on_wait):
+        with held(paths.project_lock(project), f"retirement of {project}", on_wait=on_wait):
             return _retire_locked(paths, project, reason, destroy_key, audit, run_id)
     except BaseException as error:
         audit.record("retirement_failed", project=project, reason=reason, error=f"{error.__class__.__name__}: {str(error)[:500]}",
