@@ -77,6 +77,8 @@ MUTANTS = [
     ("retire-keeps-key", S+"lifecycle.py", "        key_id = folder.destroy(project, reason)", "        key_id = folder.key_id(project)", "tests/test_lifecycle.py tests/test_project_assets.py"),
     ("withdrawn-ignored", S+"lifecycle.py", "        elif approval is None and published:", "        elif False:", "tests/test_lifecycle.py tests/test_project_assets.py"),
     ("fingerprint-ignored", S+"lifecycle.py", "    if expected_fingerprint and checked.fingerprint != expected_fingerprint:", "    if False:", "tests/test_project_assets.py"),
+    ("ingest-leftovers-kept", "lmdp_pipeline/ingest/__init__.py", "        remove_leftovers(paths, register, month)\n", "", "tests/test_ingest.py"),
+    ("build-leftovers-kept", S+"lifecycle.py", "    remove_leftovers(paths, project)\n    path = paths.approval_file(project)", "    path = paths.approval_file(project)", "tests/test_lifecycle.py"),
     ("umask-not-private", "lmdp_pipeline/paths.py", "    os.umask(PRIVATE_UMASK)\n    paths.home.mkdir", "    paths.home.mkdir", "tests/test_cli.py"),
 ]
 
