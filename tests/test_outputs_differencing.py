@@ -115,3 +115,13 @@ def test_the_ledger_keeps_fingerprints_never_pseudonyms(home, contracts):
     assert all(pid(n) not in text for n in range(sum(BASE.values())))
     cells = json.loads(text)["tables"][0]["cells"]
     assert {json.dumps(c["key"], sort_keys=True): c["persons"] for c in cells}['{"grp": "A", "kind": "x"}'] == 30
+
+
+def test_more_earlier_tables_than_one_mask_holds(home, contracts):
+    """70 tables in one request: the last is compared with 69 earlier ones, in two 64-bit masks."""
+    tables = {f"t{n:02d}": {**TABLE} for n in range(69)} | {"t69": {**TABLE, "filter": {"region": {"eq": "n"}}}}
+    examination = examine(home, contracts, write_request(home, "r1", tables))
+    assert all(flagged(examination, f"t{n:02d}") == set() for n in range(69))
+    assert flagged(examination, "t69") == {("A", "x"), ("A", None), (None, "x"), (None, None)}
+    assert all("request r1 (released earlier in this request)" in note
+               for note in next(t for t in examination.tables if t.name == "t69").cells.cells[("A", "x")].notes)

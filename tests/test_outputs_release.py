@@ -305,3 +305,48 @@ def test_outputs_release_runs_through_dagster(home):
     assert f"output_release [{PROJECT}/r1]: succeeded" in result.stdout and "r1 of P2026-090: released" in result.stdout
     again = lmdp(home, "release", str(path))
     assert again.returncode == 1 and "released outputs are final" in again.stderr
+
+
+def test_negative_values_go_to_review_and_a_checker_can_release_them(tmp_path, contracts):
+    home = PlatformPaths(tmp_path / "home")
+    amount = column("amount", "DOUBLE", "default")
+    rows = [(pid(i), "A", 100.0 + i) for i in range(12)] + [(pid(20 + i), "B", 50.0) for i in range(12)] + [(pid(40), "B", -30.0)]
+    make_extract(home, {"payments": ([PERSON, GROUPS, amount], rows)})
+    path = write_request(home, "n1", {"t": {"from": "payments", "rows": "grp", "statistic": "sum", "value": "amount"}})
+    result = release_request(home, contracts, path, audit(home))
+    assert result.examination.status == "review"
+    assert result.examination.review_reasons == ["table t: 2 cell(s) with negative values, where dominance is not defined"]
+    evidence = json.loads((home.output_checking_dir(PROJECT, "n1") / "results.json").read_text())["results"]["t"]
+    assert evidence["status"] == "review" and evidence["outcome"]["sum of amount"]["B"] == "NegativeValues; "
+    review(home, "n1", "release")
+    assert release_request(home, contracts, path, audit(home)).examination.status == "released"
+    assert (home.output_released_dir(PROJECT, "n1") / "t.csv").read_text().splitlines()[2] == "B,570.00"
+
+
+@pytest.mark.slow
+def test_the_example_requests_on_a_built_extract(small_home, contracts, tmp_path):
+    """The demo's requests on a real build of P2026-001: the tables are released, the model goes to review."""
+    import secrets
+
+    from lmdp_pipeline.keys import Keystore, MasterKey
+    from lmdp_pipeline.period import Period
+    from lmdp_pipeline.projects.build import build_extract
+    from lmdp_pipeline.synthetic.examples import MODEL_REQUEST, SURVEY_PROJECT, TABLES_REQUEST, write_requests
+
+    from .conftest import plan_for, project_home
+
+    home = project_home(small_home, tmp_path / "home")
+    key = Keystore(home.keys, MasterKey(secrets.token_bytes(32), "test")).create(SURVEY_PROJECT)
+    build_extract(plan_for(SURVEY_PROJECT, contracts), home, key, {"approval_sha256": "0" * 64})
+    write_requests(home, Period.parse("2024-02:2024-03"))
+    tables = release_request(home, contracts, home.output_request_file(SURVEY_PROJECT, TABLES_REQUEST), audit(home))
+    model = release_request(home, contracts, home.output_request_file(SURVEY_PROJECT, MODEL_REQUEST), audit(home))
+    assert (tables.examination.status, model.examination.status) == ("released", "review")
+    import duckdb
+
+    with duckdb.connect(str(home.extract_file(SURVEY_PROJECT)), read_only=True) as con:
+        pseudonyms = {p for (p,) in con.execute("SELECT person_id FROM individuals UNION SELECT employer_id FROM jobs").fetchall()}
+    for path in home.outputs.rglob("*"):
+        if path.is_file() and path.suffix != ".xlsx":
+            text = path.read_text(encoding="utf-8", errors="replace")
+            assert not any(p in text for p in pseudonyms if p), path

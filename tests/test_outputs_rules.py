@@ -103,6 +103,11 @@ def test_two_persons_holding_91_percent_of_a_cell_fail_dominance(home, contracts
     assert csv_lines(examination, "t") == [["grp", "sum of amount"], ["A", "[c]"], ["B", "[c]"], ["Total", "200.00"]]
 
 
+def test_two_persons_holding_exactly_90_percent_fail_as_in_acro(home, contracts):
+    people(home, {("A", "x"): 10}, dominance_rows([50, 40] + [1.25] * 8, [5.0] * 20))  # ACRO: top n / total >= k
+    assert examined(home, SUMS, contracts).tables[0].cells.cells[("A", None)].reasons == [DOMINANCE]
+
+
 def test_two_persons_holding_89_percent_pass(home, contracts):
     people(home, {("A", "x"): 10}, dominance_rows([50, 39] + [1.375] * 8, [5.0] * 20))
     assert csv_lines(examined(home, SUMS, contracts), "t")[1] == ["A", "100.00"]
@@ -218,9 +223,20 @@ def test_random_tables_are_protected(tmp_path_factory, grid):
     home = PlatformPaths(tmp_path_factory.mktemp("random"))
     cells = {(g, k): n for g, row in zip("ABCDE", grid) for k, n in zip("xyz", row)}
     people(home, cells)
-    examination = examined(home, {"t": CROSS}, contracts)
+    examination = examine(home, contracts, write_request(home, "r1", {"t": CROSS}))
     outcome = examination.tables[0]
     if outcome.unprotectable:
-        assert examination.status == "review", "a cell suppression cannot protect goes to a person"
+        assert examination.status == "refused", "a table with a cell no suppression protects is not released"
         return
     assert_protected(csv_lines(examination, "t"))
+
+
+def test_a_cell_no_suppression_can_hide_refuses_the_request(home, contracts):
+    """Every sum is zero: whatever is suppressed, the totals show it is zero too."""
+    rows = [(pid(i), g, k, 0.0) for i, (g, k) in enumerate([("A", "x")] * 9 + [("A", "y")] * 20 + [("B", "x")] * 30 + [("B", "y")] * 40)]
+    make_extract(home, {"payments": ([PERSON, GROUPS, KINDS, AMOUNT], rows)})
+    table = {"from": "payments", "rows": "grp", "columns": "kind", "statistic": "sum", "value": "amount"}
+    examination = examine(home, contracts, write_request(home, "r1", {"t": table}))
+    assert examination.status == "refused"
+    assert examination.reasons == ["table t: 1 cell(s) cannot be protected by suppression (no other cell can hide them): "
+                                   "ask for fewer categories or a coarser variable"]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from ..disclosure_policy import OutputPolicy
 from ..projects.checks import CheckOutcome
@@ -179,7 +180,7 @@ def _check_table(con, table: CheckedTable, policy: OutputPolicy, found: _Finding
 
 def _unprotected(grid: Grid, recount: dict, cells: TableCells, two_way: bool) -> list[str]:
     """Suppressed cells whose range, given what is published, is narrower than one unit (linear programming)."""
-    from scipy.optimize import linprog
+    from scipy.optimize import linprog  # imported when needed: it takes a while
 
     rows = [_label(label) for label in grid.labels]
     cols = [_label(label) for label in grid.header[1:]] if two_way else [None]
@@ -210,7 +211,7 @@ def _unprotected(grid: Grid, recount: dict, cells: TableCells, two_way: bool) ->
     for line in lines:
         if not any(key in variable for key in line):
             continue
-        coefficients, constant = [0.0] * len(suppressed), 0.0
+        coefficients, constant = np.zeros(len(suppressed)), 0.0
         for key in line:
             sign = -1.0 if key == line[-1] else 1.0  # the line's total, minus its cells
             if key in variable:
@@ -219,18 +220,29 @@ def _unprotected(grid: Grid, recount: dict, cells: TableCells, two_way: bool) ->
                 constant -= sign * grid_value[key]
         equations.append(coefficients)
         constants.append(constant)
+    equations, constants = np.array(equations), np.array(constants)
+    # Every solution seen is a consistent table, like the true one: a cell whose values across them already span a
+    # unit needs no linear programme of its own.
+    low = high = np.array([grid_value[key] for key in suppressed])
     narrow = []
     for key, i in variable.items():
-        objective = [0.0] * len(suppressed)
-        objective[i] = 1.0
-        low = linprog(objective, A_eq=equations, b_eq=constants, bounds=(0, None), method="highs")
-        high = linprog([-x for x in objective], A_eq=equations, b_eq=constants, bounds=(0, None), method="highs")
-        if not low.success:
-            narrow.append(_where(*key) + " (no consistent values)")
-        elif high.status == 3:  # unbounded above
-            continue
-        elif -high.fun - low.fun < unit - 1e-9:
-            narrow.append(_where(*key))
+        for direction in (-1.0, 1.0):  # highest, then lowest
+            if high[i] - low[i] >= unit - 1e-9:
+                break
+            objective = np.zeros(len(suppressed))
+            objective[i] = direction
+            solved = linprog(objective, A_eq=equations, b_eq=constants, bounds=(0, None), method="highs")
+            if solved.status == 3:  # unbounded above
+                high = high.copy()
+                high[i] = np.inf
+            elif solved.status == 0:
+                low, high = np.minimum(low, solved.x), np.maximum(high, solved.x)
+            else:
+                narrow.append(_where(*key) + " (no consistent values)")
+                break
+        else:
+            if high[i] - low[i] < unit - 1e-9:
+                narrow.append(_where(*key))
     return narrow
 
 

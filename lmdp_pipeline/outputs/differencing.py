@@ -72,7 +72,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
     two_way = spec.columns is not None
     chunks = range((len(earlier) + MASK_BITS - 1) // MASK_BITS)
     masks = [
-        " | ".join(f"(CASE WHEN {e.rows_condition()} THEN 1 ELSE 0 END)::UBIGINT << {k % MASK_BITS}"
+        " | ".join(f"((CASE WHEN {e.rows_condition()} THEN 1 ELSE 0 END)::UBIGINT << {k % MASK_BITS})"
                    for k, e in enumerate(earlier) if k // MASK_BITS == chunk)
         for chunk in chunks
     ]

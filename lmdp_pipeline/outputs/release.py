@@ -10,9 +10,10 @@ requests sensor, ``lmdp outputs release``, the UI). Under the project's output l
    earlier release (differencing), and protected (secondary suppression), one table at
    a time so that each is compared with the ones before it in the request too;
 3. attached files are checked as far as a machine can; they always need a person;
-4. the decision: ``refused`` (the request cannot be checked, a table is empty, an attached
-   file breaks a rule, or the checker refused it), ``review`` (attached files, or cells
-   the rules cannot settle) or ``released``. A review file (``reviews/<request>.yaml``)
+4. the decision: ``refused`` (the request cannot be checked, a table is empty or has a
+   cell no suppression can protect, an attached file breaks a rule, or the checker
+   refused it), ``review`` (attached files, or cells the rules cannot settle: negative
+   values) or ``released``. A review file (``reviews/<request>.yaml``)
    naming this version of the request decides a request in review, as long as its
    tables are still the ones the checker saw;
 5. the candidate folders are written under hidden names: ``checking/<request>/`` (the full
@@ -100,7 +101,7 @@ class TableOutcome:
 
     @property
     def status(self) -> str:
-        return REVIEW if self.review_cells or self.unprotectable else "pass"
+        return REVIEW if self.review_cells else "pass"
 
     def suppressed(self) -> list[Cell]:
         return [c for c in self.cells.ordered() if is_suppressed(c)]
@@ -223,7 +224,8 @@ def _table(con, examination: Examination, table, policy, earlier: list[EarlierTa
         examination.review_reasons.append(f"table {table.name}: {len(outcome.review_cells)} cell(s) with negative values, "
                                           "where dominance is not defined")
     if unprotectable:
-        examination.review_reasons.append(f"table {table.name}: {len(unprotectable)} cell(s) cannot be protected by suppression")
+        examination.reasons.append(f"table {table.name}: {len(unprotectable)} cell(s) cannot be protected by suppression "
+                                   "(no other cell can hide them): ask for fewer categories or a coarser variable")
     earlier.append(EarlierTable(examination.request, table.name, "earlier in this request", table,
                                 published_cells(cells, [c for c in cells.cells.values() if not is_suppressed(c)])))
     return outcome
@@ -302,20 +304,25 @@ def _notes(outcome: TableOutcome, full: bool, threshold: int) -> list[str]:
         for cell in outcome.cells.ordered():
             where = f"cell ({cell.row or 'Total'}{'' if outcome.cells.cols is None else ', ' + (cell.col or 'Total')})"
             notes += [f"{where}: {note}" for note in cell.notes]
-        notes += [f"cell ({c.row or 'Total'}, {c.col or 'Total'}): cannot be protected by suppression" for c in outcome.unprotectable]
     return notes
 
 
-def _write_folder(folder: Path, examination: Examination, policy, full: bool, decided: str) -> None:
+def _write_folder(folder: Path, examination: Examination, policy, full: bool, decided: str, tables_from: Path | None = None) -> None:
+    """One folder of a decision: its tables (written, or copied from ``tables_from``), attached files and evidence."""
     folder.mkdir(parents=True, mode=PRIVATE_DIR)
     outputs = {}
     for outcome in examination.tables:
         files = [f"{outcome.name}.csv", f"{outcome.name}.xlsx"]
-        (folder / files[0]).write_text(outcome.csv, encoding="utf-8")
-        notes = _notes(outcome, full, policy.output.threshold)
-        write_xlsx(folder / files[1], outcome.grid, outcome.cells.table.statistic, outcome.name, notes)
+        if tables_from is None:
+            (folder / files[0]).write_text(outcome.csv, encoding="utf-8")
+            write_xlsx(folder / files[1], outcome.grid, outcome.cells.table.statistic, outcome.name,
+                       _notes(outcome, False, policy.output.threshold))
+        else:
+            for name in files:
+                shutil.copyfile(tables_from / name, folder / name)
         status = "approved" if outcome.status == REVIEW and examination.status == RELEASED else outcome.status
-        outputs[outcome.name] = table_entry(outcome.cells, outcome.grid, status, files, full, notes)
+        outputs[outcome.name] = table_entry(outcome.cells, outcome.grid, status, files, full,
+                                            _notes(outcome, full, policy.output.threshold))
     for attached in examination.attachments:
         shutil.copyfile(attached.path, folder / attached.name)
         declared = attached.declared.model_dump(exclude_none=True)
@@ -428,9 +435,10 @@ def _publish(paths, con, examination: Examination, audit, run_id: str, policy) -
     if status == RELEASED:
         candidates[released] = paths.output_candidate_dir(released, token)
     try:
-        for final, candidate in candidates.items():
+        for final, candidate in candidates.items():  # the checkers' folder first; the released one copies its tables
             candidate.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-            _write_folder(candidate, examination, policy, full=final == checking, decided=decided)
+            _write_folder(candidate, examination, policy, full=final == checking, decided=decided,
+                          tables_from=None if final == checking else candidates[checking])
         checked = candidates.get(released, candidates[checking])
         checks = check_candidate(con, [CheckedTable(t.cells, t.base, checked / f"{t.name}.csv", t.declared_zeros)
                                        for t in examination.tables],

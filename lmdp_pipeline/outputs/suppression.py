@@ -61,49 +61,52 @@ def _cost(cell: Cell, value: float) -> float:
 
 
 class _Graph:
-    def __init__(self, cells: TableCells):
-        self.cells = cells
-        self.value = quantity(cells)
-        self.ends = {id(c): _ends(cells, c) for c in cells.cells.values()}
-        self.adjacent: dict[tuple[str, int], list[Cell]] = {}
-        for cell in cells.cells.values():
-            for end in self.ends[id(cell)]:
-                self.adjacent.setdefault(end, []).append(cell)
+    """Rows and columns as vertices, cells as edges, with each edge's cost and zero-ness computed once."""
 
-    def cheapest_cycle(self, start: Cell) -> list[Cell] | None:
-        """The cheapest path closing a protecting cycle through ``start`` (its published cells are the ones to suppress)."""
-        source, target = self.ends[id(start)]
-        budget = 0 if self.value(start) == 0 else 1  # zeros the rest of the cycle may hold
+    def __init__(self, cells: TableCells):
+        value = quantity(cells)
+        self.edges = cells.ordered()
+        self.zero = [value(c) == 0 for c in self.edges]
+        self.cost = [_cost(c, value(c)) for c in self.edges]
+        self.suppressed = [is_suppressed(c) for c in self.edges]
+        self.ends = [_ends(cells, c) for c in self.edges]
+        self.adjacent: dict[tuple[str, int], list[tuple[int, tuple[str, int]]]] = {}
+        for i, (a, b) in enumerate(self.ends):
+            self.adjacent.setdefault(a, []).append((i, b))
+            self.adjacent.setdefault(b, []).append((i, a))
+
+    def suppress(self, i: int) -> None:
+        self.suppressed[i] = True
+
+    def cheapest_cycle(self, start: int) -> list[int] | None:
+        """The cheapest path closing a protecting cycle through edge ``start`` (its published edges are the ones to suppress)."""
+        source, target = self.ends[start]
+        budget = 0 if self.zero[start] else 1  # zeros the rest of the cycle may hold
         order = itertools.count()
-        queue = [(0.0, next(order), source, 0, None)]
+        queue = [(0.0, next(order), source, 0)]
         best: dict[tuple, float] = {(source, 0): 0.0}
         came: dict[tuple, tuple] = {}
         while queue:
-            cost, _, vertex, zeros, _ = heapq.heappop(queue)
+            cost, _, vertex, zeros = heapq.heappop(queue)
             if vertex == target:
                 path, state = [], (vertex, zeros)
                 while state in came:
-                    state, cell = came[state]
-                    path.append(cell)
+                    state, edge = came[state]
+                    path.append(edge)
                 return path
             if cost > best.get((vertex, zeros), float("inf")):
                 continue
-            for cell in self.adjacent.get(vertex, []):
-                if cell is start:
-                    continue
-                value, suppressed = self.value(cell), is_suppressed(cell)
-                if value == 0 and not suppressed:
+            for edge, other in self.adjacent[vertex]:
+                if edge == start or (self.zero[edge] and not self.suppressed[edge]):
                     continue  # a published zero protects nothing
-                used = zeros + (value == 0)
+                used = zeros + self.zero[edge]
                 if used > budget:
                     continue
-                a, b = self.ends[id(cell)]
-                other = b if a == vertex else a
-                step = cost + (0.0 if suppressed else _cost(cell, value))
+                step = cost + (0.0 if self.suppressed[edge] else self.cost[edge])
                 if step < best.get((other, used), float("inf")):
                     best[(other, used)] = step
-                    came[(other, used)] = ((vertex, zeros), cell)
-                    heapq.heappush(queue, (step, next(order), other, used, cell))
+                    came[(other, used)] = ((vertex, zeros), edge)
+                    heapq.heappush(queue, (step, next(order), other, used))
         return None
 
 
@@ -112,16 +115,17 @@ def protect(cells: TableCells) -> list[Cell]:
     graph = _Graph(cells)
     protected: set[int] = set()
     unprotectable = []
-    for cell in cells.ordered():
-        if not is_suppressed(cell) or id(cell) in protected:
+    for i, cell in enumerate(graph.edges):
+        if not graph.suppressed[i] or i in protected:
             continue
-        path = graph.cheapest_cycle(cell)
+        path = graph.cheapest_cycle(i)
         if path is None:
             unprotectable.append(cell)
             continue
-        for extra in path:
-            if not is_suppressed(extra):
-                extra.secondary = True
-                extra.reasons.append(SECONDARY)
-        protected.update(id(c) for c in [cell, *path])
+        for edge in path:
+            if not graph.suppressed[edge]:
+                graph.suppress(edge)
+                graph.edges[edge].secondary = True
+                graph.edges[edge].reasons.append(SECONDARY)
+        protected.update([i, *path])
     return unprotectable
