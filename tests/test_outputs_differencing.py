@@ -125,3 +125,25 @@ def test_more_earlier_tables_than_one_mask_holds(home, contracts):
     assert flagged(examination, "t69") == {("A", "x"), ("A", None), (None, "x"), (None, None)}
     assert all("request r1 (released earlier in this request)" in note
                for note in next(t for t in examination.tables if t.name == "t69").cells.cells[("A", "x")].notes)
+
+
+def test_sums_over_joined_individuals_compare_only_persons_with_a_value(home, contracts):
+    """The filter is on individuals; persons without an amount are in neither table, whatever their region."""
+    amount = column("amount", "DOUBLE", "default")
+    month = column("i_month", "VARCHAR", "month")
+    region = column("i_region", "VARCHAR", "region", {"n": "north", "s": "south"})
+    people_, payments, number = [], [], 0
+    for grp, reg, persons, value in [("A", "n", 27, 10.0), ("A", "s", 3, 10.0), ("A", "s", 5, None),
+                                     ("B", "n", 40, 10.0), ("B", "s", 5, None)]:
+        for _ in range(persons):
+            people_.append((pid(number), "2024-01", reg))
+            payments.append((pid(number), grp, value))
+            number += 1
+    make_extract(home, {"payments": ([PERSON, GROUPS, amount], payments), "individuals": ([PERSON, month, region], people_)})
+    table = {"from": "payments", "with_individuals": True, "rows": "grp", "statistic": "sum", "value": "amount"}
+    release(home, contracts, "r1", {"t": table})
+    examination = examine(home, contracts, write_request(home, "r2", {"t": {**table, "filter": {"i_region": {"eq": "n"}}}}))
+    assert flagged(examination) == {("A", None), (None, None)}
+    assert examination.tables[0].cells.cells[("B", None)].persons == 40
+    assert all("differ from that cell's by between 1 and 9" in note  # counted exactly, not by the fallback
+               for note in examination.tables[0].cells.cells[("A", None)].notes)

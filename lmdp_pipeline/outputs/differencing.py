@@ -26,12 +26,17 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from ..projects.approval import RESERVED_PREFIX
+from ..projects.scope import condition_sql
+from ..sql import quote_identifier as q
 from .extract import SOURCE, ResolvedTable
 from .rules import DIFFERENCING, SUPPRESSING
 from .tables import OTHER, Cell, TableCells, raw_label_sql
 from ..projects.plan import PERSON_ID
 
 MASK_BITS = 64
+RESERVED = f"{RESERVED_PREFIX}mask"
+"""The masks' column names beside a table's own columns (``lmdp_`` names are the platform's, never a researcher's)."""
 
 CellKey = tuple[tuple[str, str], ...]
 """A cell's grouping, as sorted (variable, label) pairs: the same in every table that has that cell."""
@@ -60,47 +65,102 @@ def published_cells(cells: TableCells, published: list[Cell]) -> dict[CellKey, t
     return {cell_key(c.key(cells.table)): (c.persons, c.fingerprint) for c in published}
 
 
+@dataclass(frozen=True)
+class _ColumnTest:
+    """What the filters say about one column: per 64 tables, an SQL mask (bit i: table i's conditions on it hold)."""
+
+    expression: str  # the column, as the rows' FROM clause names it
+    masks: list[str]
+    join: str = ""  # the join that brings the masks, for masks read from a temporary table
+
+    @property
+    def on_source(self) -> bool:
+        return self.expression.startswith(f"{SOURCE}.")
+
+
+def _column_tests(con: duckdb.DuckDBPyConnection, tables: list[ResolvedTable], chunks: int) -> list[_ColumnTest]:
+    """Every column some table's filter tests, with the masks of its values (``_ColumnTest``).
+
+    A column's conditions are evaluated on its distinct values only (a temporary table
+    of values and masks, joined to the rows), never on every row; a column whose only
+    condition is having a value (a statistic's value variable) is tested inline. A row's
+    mask is the AND of its columns' masks: bit i is set when table i keeps the row.
+    """
+    by_column: dict[str, list[tuple[int, ResolvedTable, str, str, list]]] = {}
+    for index, table in enumerate(tables):
+        for variable, operator, values in table.conditions:
+            by_column.setdefault(table.expression(variable), []).append((index, table, variable, operator, values))
+    ranges = [range(c * MASK_BITS, min(len(tables), (c + 1) * MASK_BITS)) for c in range(chunks)]
+    tests = []
+    for number, (expression, conditions) in enumerate(by_column.items()):
+        if all(operator == "not_null" for _, _, _, operator, _ in conditions):
+            needing = {index for index, *_ in conditions}
+            tests.append(_ColumnTest(expression, [
+                f"(CASE WHEN {expression} IS NULL THEN {sum(1 << (i % MASK_BITS) for i in indices if i not in needing)} "
+                f"ELSE {sum(1 << (i % MASK_BITS) for i in indices)} END)::UBIGINT" for indices in ranges]))
+            continue
+        params: dict = {}
+        holds: dict[int, list[str]] = {}
+        for position, (index, _, _, operator, values) in enumerate(conditions):
+            holds.setdefault(index, []).append(condition_sql("v", operator, values, f"c{position}", params))
+        masks = [" | ".join(f"((CASE WHEN {' AND '.join(holds.get(i, ['TRUE']))} THEN 1 ELSE 0 END)::UBIGINT << {i % MASK_BITS})"
+                            for i in indices) + f" AS m{c}" for c, indices in enumerate(ranges)]
+        source, column = conditions[0][1].column_source(conditions[0][2])
+        name = f"filter_bits_{number}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT v, {', '.join(masks)} "
+                    f"FROM (SELECT DISTINCT {q(column)} AS v FROM {q(source)})", params)
+        tests.append(_ColumnTest(expression, [f"b{number}.m{c}" for c in range(chunks)],
+                                 f"JOIN {name} b{number} ON b{number}.v IS NOT DISTINCT FROM {expression}"))
+    return tests
+
+
 def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: list[ResolvedTable]) -> dict:
     """For every cell of ``table`` and every earlier table on the same rows: (persons, fingerprint, symmetric difference).
 
-    One scan of the rows any of the filters keeps; each earlier filter is one bit of a
-    mask. Persons are aggregated per cell (totals through GROUPING SETS) with their masks
-    OR-ed, then per distinct (cell, mask) pattern, so the per-table counts are taken over
-    a few patterns rather than over persons.
+    One scan of the rows; bit 0 of the masks is the new table's filter, bit k the k-th
+    earlier table's (``_column_tests``). The source table's own columns are tested first,
+    so that the join to individuals only sees rows some table keeps. Persons are then
+    aggregated per cell (totals through GROUPING SETS) with their masks OR-ed, and per
+    distinct (cell, mask) pattern, so the per-table counts are taken over a few patterns
+    rather than over persons.
     """
-    spec = table.spec
+    spec, tables = table.spec, [table, *earlier]
     two_way = spec.columns is not None
-    chunks = range((len(earlier) + MASK_BITS - 1) // MASK_BITS)
-    masks = [
-        " | ".join(f"((CASE WHEN {e.rows_condition()} THEN 1 ELSE 0 END)::UBIGINT << {k % MASK_BITS})"
-                   for k, e in enumerate(earlier) if k // MASK_BITS == chunk)
-        for chunk in chunks
-    ]
-    params = {k: v for e in [table, *earlier] for k, v in e.params.items()}
+    chunks = range((len(tables) + MASK_BITS - 1) // MASK_BITS)
+    tests = _column_tests(con, tables, len(chunks))
+    every = [(1 << min(MASK_BITS, len(tables) - c * MASK_BITS)) - 1 for c in chunks]  # rows no filter tests: every table's
+
+    def combine(found: list[_ColumnTest], first: str | None, alias: str) -> str:
+        return ", ".join(" & ".join([*([f"{first}{c}"] if first else []), *(t.masks[c] for t in found)] or [f"{every[c]}::UBIGINT"])
+                         + f" AS {alias}{c}" for c in chunks)
+
+    own, joined = [t for t in tests if t.on_source], [t for t in tests if not t.on_source]
+    source_rows = (f"(SELECT * FROM (SELECT {SOURCE}.*, {combine(own, None, RESERVED)} FROM {q(spec.from_)} {SOURCE} "
+                   f"{' '.join(t.join for t in own)}) WHERE {' OR '.join(f'{RESERVED}{c} <> 0' for c in chunks)})")
+    names = [f"m{c}" for c in chunks]
     keys = f"{raw_label_sql(table.expression(spec.rows))} AS ka" + (
         f", {raw_label_sql(table.expression(spec.columns))} AS kb" if two_way else "")
     sets = "(ka, kb, person_id), (ka, person_id), (kb, person_id), (person_id)" if two_way else "(ka, person_id), (person_id)"
     grouping = "GROUPING(ka) AS ga, GROUPING(kb) AS gb, ka, kb" if two_way else "GROUPING(ka) AS ga, 1 AS gb, ka, NULL AS kb"
-    mask_names = [f"m{chunk}" for chunk in chunks]
     bit = "((CASE k // 64 " + " ".join(f"WHEN {c} THEN m{c}" for c in chunks) + " END) >> (k % 64)::UBIGINT) & 1::UBIGINT = 1"
+    new = "m0 & 1::UBIGINT = 1"
     found = con.execute(f"""
-        WITH scan AS (
-            SELECT {SOURCE}.{PERSON_ID} AS person_id, {keys}, ({table.rows_condition()}) AS f_new,
-                   {", ".join(f"{m} AS {n}" for m, n in zip(masks, mask_names))}
-            FROM {table.rows_from()}
-            WHERE ({table.rows_condition()}) OR {" OR ".join(f"({e.rows_condition()})" for e in earlier)}),
+        WITH marked AS (
+            SELECT {SOURCE}.{PERSON_ID} AS person_id, {keys}, {combine(joined, f"{SOURCE}.{RESERVED}", "m")}
+            FROM {table.rows_from(source_rows)} {" ".join(t.join for t in joined)}),
         per_person AS (
-            SELECT {grouping}, person_id, bool_or(f_new) AS f_new, {", ".join(f"bit_or({n}) AS {n}" for n in mask_names)}
-            FROM scan GROUP BY GROUPING SETS ({sets})),
+            SELECT {grouping}, person_id, {", ".join(f"bit_or({n}) AS {n}" for n in names)}
+            FROM marked WHERE {" OR ".join(f"{n} <> 0" for n in names)} GROUP BY GROUPING SETS ({sets})),
         patterns AS (
-            SELECT ga, gb, ka, kb, f_new, {", ".join(mask_names)}, count(*) AS n, bit_xor(md5_number_lower(person_id)) AS h
+            SELECT ga, gb, ka, kb, {", ".join(names)}, count(*) AS n, bit_xor(md5_number_lower(person_id)) AS h
             FROM per_person GROUP BY ALL)
         SELECT ga, gb, ka, kb, k, sum(n) FILTER ({bit}), bit_xor(h) FILTER ({bit}),
-               coalesce(sum(n) FILTER (({bit}) <> f_new), 0)
-        FROM patterns, range({len(earlier)}) t(k)
+               coalesce(sum(n) FILTER ({new}), 0), coalesce(sum(n) FILTER (({bit}) AND {new}), 0)
+        FROM patterns, range(1, {len(tables)}) t(k)
         GROUP BY ga, gb, ka, kb, k HAVING sum(n) FILTER ({bit}) > 0
-    """, params).fetchall()
-    return {(None if ga else ka, None if gb else kb, k): (int(n), int(h), int(diff)) for ga, gb, ka, kb, k, n, h, diff in found}
+    """).fetchall()
+    return {(None if ga else ka, None if gb else kb, k - 1): (int(n), int(h), int(n) + int(mine) - 2 * int(both))
+            for ga, gb, ka, kb, k, n, h, mine, both in found}
 
 
 def difference(con: duckdb.DuckDBPyConnection, cells: TableCells, earlier: list[EarlierTable], threshold: int) -> int:

@@ -86,8 +86,8 @@ class ResolvedTable:
     spec: TableSpec
     month_column: str | None  # the source table's reference month (None: external tables)
     columns: dict[str, ExtractColumn]  # every name the table uses -> its column
-    filter_sql: str = "TRUE"
-    params: dict[str, Any] = field(default_factory=dict)
+    conditions: list[tuple[str, str, list[Any]]] = field(default_factory=list)
+    """The filter: (variable, operator, values in the column's type), all to hold; a value's ``not_null`` for magnitudes."""
     structural_zeros: list[dict[str, Any]] = field(default_factory=list)  # variable -> value in the column's type
 
     @property
@@ -115,9 +115,10 @@ class ResolvedTable:
         column = self.columns[name]
         return f"{JOINED if column.table == INDIVIDUALS and self.spec.from_ != INDIVIDUALS else SOURCE}.{q(name)}"
 
-    def rows_from(self) -> str:
-        """The FROM clause: the source table, joined to individuals on person and month if asked."""
-        source = f"{q(self.spec.from_)} {SOURCE}"
+    def rows_from(self, source_rows: str | None = None) -> str:
+        """The FROM clause: the source table (or ``source_rows``, a relation with its columns), joined to individuals
+        on person and month if asked."""
+        source = f"{source_rows or q(self.spec.from_)} {SOURCE}"
         if not self.spec.with_individuals:
             return source
         if self.month_column is None:  # each person's latest month
@@ -127,11 +128,16 @@ class ResolvedTable:
         return (f"{source} JOIN {INDIVIDUALS} {JOINED} ON {JOINED}.{PERSON_ID} = {SOURCE}.{PERSON_ID} "
                 f"AND {JOINED}.{INDIVIDUALS_MONTH} = {SOURCE}.{q(self.month_column)}")
 
-    def rows_condition(self) -> str:
-        """The table's filter, and, for statistics of a value, rows that have one."""
-        if self.magnitude:
-            return f"({self.filter_sql}) AND {self.expression(self.spec.value)} IS NOT NULL"
-        return self.filter_sql
+    def column_source(self, name: str) -> tuple[str, str]:
+        """The extract table a column is read from, and its name there."""
+        return self.columns[name].table, name
+
+    def where(self, prefix: str = "f") -> tuple[str, dict[str, Any]]:
+        """The rows the table reads as an SQL condition, values as parameters named from ``prefix``."""
+        params: dict[str, Any] = {}
+        parts = [condition_sql(self.expression(variable), operator, values, f"{prefix}{position}", params)
+                 for position, (variable, operator, values) in enumerate(self.conditions)]
+        return " AND ".join(parts) or "TRUE", params
 
 
 def _coerce(column: ExtractColumn, value: Any) -> Any:
@@ -201,12 +207,9 @@ class _Resolver:
             " or individuals" if self.spec.with_individuals else "")
 
 
-def resolve_table(description: ExtractDescription, contracts: ContractSet, path: Path, name: str, spec: TableSpec,
-                  prefix: str = "f") -> tuple[ResolvedTable | None, list[str]]:
-    """One table of a request checked against the extract: its columns, filter and structural zeros.
-
-    ``prefix`` names the filter's parameters, so that several tables' filters can share one statement.
-    """
+def resolve_table(description: ExtractDescription, contracts: ContractSet, path: Path, name: str, spec: TableSpec
+                  ) -> tuple[ResolvedTable | None, list[str]]:
+    """One table of a request checked against the extract: its columns, filter and structural zeros."""
     resolver = _Resolver(description, contracts, path, name, spec)
     columns = description.columns.get(spec.from_)
     if columns is None:
@@ -227,18 +230,17 @@ def resolve_table(description: ExtractDescription, contracts: ContractSet, path:
         if value is not None and not value.numeric:
             resolver.problem("value", f"{spec.value} is {value.data_type}, not a number: {spec.statistic} needs numbers")
     month = contracts[spec.from_].delivery.month_column if spec.from_ in contracts.registers else None
-    resolved = ResolvedTable(name, spec, month, resolver.found)
-    params: dict[str, Any] = {}
     conditions = []
-    for position, (variable, condition) in enumerate((spec.filter or {}).items()):
+    for variable, condition in (spec.filter or {}).items():
         column = resolver.column(f"filter.{variable}", variable, "filtered")
         if column is None:
             continue
         try:
-            values = [_coerce(column, v) for v in condition.values]
-            conditions.append(condition_sql(resolved.expression(variable), condition.operator, values, f"{prefix}{position}", params))
+            conditions.append((variable, condition.operator, [_coerce(column, v) for v in condition.values]))
         except ValueError as error:
             resolver.problem(f"filter.{variable}", bounded(str(error), 200))
+    if spec.statistic in MAGNITUDE_STATISTICS:
+        conditions.append((spec.value, "not_null", []))  # a statistic of a value reads the rows that have one
     zeros = []
     for position, zero in enumerate(spec.structural_zeros):
         values = {}
@@ -253,7 +255,7 @@ def resolve_table(description: ExtractDescription, contracts: ContractSet, path:
         zeros.append(values)
     if resolver.problems:
         return None, resolver.problems
-    return ResolvedTable(name, spec, month, resolver.found, " AND ".join(conditions) or "TRUE", params, zeros), []
+    return ResolvedTable(name, spec, month, resolver.found, conditions, zeros), []
 
 
 def resolve_request(request: OutputRequest, description: ExtractDescription, contracts: ContractSet, path: Path

@@ -76,11 +76,11 @@ def record_release(paths: PlatformPaths, project: str, request: str, record: dic
 def earlier_tables(paths: PlatformPaths, project: str, description: ExtractDescription, contracts: ContractSet) -> list[EarlierTable]:
     """Every table released for the project, each resolved against the current extract where it still resolves."""
     found = []
-    for number, path in enumerate(paths.output_ledger_records(project)):
+    for path in paths.output_ledger_records(project):
         record = json.loads(path.read_text(encoding="utf-8"))
-        for position, table in enumerate(record["tables"]):
+        for table in record["tables"]:
             spec = TableSpec.model_validate(table["spec"])
-            resolved, problems = resolve_table(description, contracts, path, table["name"], spec, prefix=f"e{number}_{position}_")
+            resolved, problems = resolve_table(description, contracts, path, table["name"], spec)
             found.append(EarlierTable(
                 record["request"], table["name"], record["released"], None if problems else resolved,
                 {cell_key(c["key"]): (int(c["persons"]), int(c["fingerprint"], 16)) for c in table["cells"]},

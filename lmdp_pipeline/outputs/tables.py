@@ -108,11 +108,12 @@ def create_base(con: duckdb.DuckDBPyConnection, table: ResolvedTable, name: str)
     spec = table.spec
     column = table.expression(spec.columns) if spec.columns else "NULL"
     value = table.expression(spec.value) if spec.value else "NULL::DOUBLE"
+    where, params = table.where()
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {q(name)} AS SELECT {SOURCE}.{PERSON_ID} AS person_id, "
         f"{table.expression(spec.rows)} AS r, {column} AS c, {value} AS v "
-        f"FROM {table.rows_from()} WHERE {table.rows_condition()}",
-        table.params,
+        f"FROM {table.rows_from()} WHERE {where}",
+        params,
     )
     return con.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
 

@@ -38,7 +38,9 @@ def _coerce(variable: Variable, value: Any) -> Any:
 
 
 def condition_sql(expression: str, operator: str, values: list[Any], name: str, params: dict[str, Any]) -> str:
-    """One condition (in, not_in, between, eq) on ``expression`` as SQL; its values become parameters named after ``name``."""
+    """One condition (in, not_in, between, eq; not_null) on ``expression`` as SQL; its values become parameters named after ``name``."""
+    if operator == "not_null":
+        return f"{expression} IS NOT NULL"
     if operator in ("in", "not_in"):
         params[name] = values
         test = f"list_contains(${name}, {expression})"
