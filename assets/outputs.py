@@ -20,7 +20,7 @@ from lmdp_pipeline.outputs.checks import OUTPUT_CHECKS
 from lmdp_pipeline.outputs.release import OutputChecksFailed, OutputRefused, release_request
 from lmdp_pipeline.paths import InvalidProjectId, InvalidRequestId, project_id, request_id
 
-from .projects import EXTRACT_KEY, PROJECT_TAG
+from .projects import EXTRACT_KEY
 from .registers import OWNERS
 from .resources import PlatformResource
 

@@ -54,6 +54,8 @@ def _earlier_filters() -> list[dict]:
     filters += [{**base, "j_month": {"eq": m}, "i_residence": {"in": CANTONS[:4]}} for m in MONTHS]
     filters += [{**base, "j_month": {"eq": m}, "j_isco": {"in": half}} for m in MONTHS[-4:]
                 for half in (OCCUPATIONS[:10], OCCUPATIONS[10:])]
+    filters += [{**base, "j_month": {"eq": m}, "i_residence": {"in": CANTONS[4:]}} for m in MONTHS[-9:]]
+    assert len(filters) >= EARLIER
     return filters[:EARLIER]
 
 
@@ -152,10 +154,10 @@ def release_after_100(home: Path) -> tuple[int, float, dict]:
     paths.output_decision_file(PROJECT, "wages").unlink(missing_ok=True)
     shutil.rmtree(paths.output_released_dir(PROJECT, "wages"), ignore_errors=True)
     shutil.rmtree(paths.output_checking_dir(PROJECT, "wages"), ignore_errors=True)
-    if len(paths.output_ledger_records(PROJECT)) < EARLIER:  # set up once, not timed
-        shutil.rmtree(paths.outputs_dir(PROJECT), ignore_errors=True)
-        contracts = load_contracts()
-        for number, earlier in enumerate(_earlier_filters()):
+    released = {record.name.split("-", 1)[1].removesuffix(".json") for record in paths.output_ledger_records(PROJECT)}
+    contracts = load_contracts()
+    for number, earlier in enumerate(_earlier_filters()):  # set up once (and completed if interrupted), not timed
+        if f"earlier-{number:03d}" not in released:
             path = _request(paths, f"earlier-{number:03d}", {**TABLE, "filter": earlier})
             release_module.release_request(paths, contracts, path, AuditLog(paths.audit), requested_by="benchmark setup")
     assert len(paths.output_ledger_records(PROJECT)) == EARLIER

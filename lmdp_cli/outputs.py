@@ -25,7 +25,7 @@ def _cell(cell, two_way: bool) -> str:
 def cmd_outputs_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
     from lmdp_pipeline.contracts import load_contracts
     from lmdp_pipeline.outputs.ledger import REFUSED
-    from lmdp_pipeline.outputs.release import examine
+    from lmdp_pipeline.outputs.examination import examine
     from lmdp_pipeline.outputs.request import OutputRequestError
 
     path = Path(args.file)
@@ -60,7 +60,7 @@ def cmd_outputs_release(args: argparse.Namespace, paths: PlatformPaths) -> None:
     from assets.outputs import OUTPUT_REQUESTS, partition_key, release_run_config
     from assets.projects import PROJECT_TAG
     from lmdp_pipeline.outputs.ledger import read_decision
-    from lmdp_pipeline.outputs.release import request_fingerprint
+    from lmdp_pipeline.outputs.examination import request_fingerprint
     from lmdp_pipeline.outputs.request import OutputRequestError, request_names
 
     path = Path(args.file)

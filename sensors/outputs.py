@@ -19,7 +19,7 @@ from assets.projects import PROJECT_TAG
 from assets.resources import PlatformResource
 from lmdp_pipeline.files import cached_sha256
 from lmdp_pipeline.outputs.ledger import RELEASED, read_decision
-from lmdp_pipeline.outputs.release import request_fingerprint
+from lmdp_pipeline.outputs.examination import request_fingerprint
 
 from .jobs import output_release_job
 

@@ -19,9 +19,10 @@ from assets.audit_log import AUDIT_LOG_KEY, recorded_head
 from assets.outputs import OUTPUT_REQUESTS, RELEASE_KEY, partition_key, release_request_op, release_run_config
 from lmdp_pipeline.audit import AuditLog, verify
 from lmdp_pipeline.files import sha256_of
-from lmdp_pipeline.outputs import release as release_module
+from lmdp_pipeline.outputs import examination as examination_module
 from lmdp_pipeline.outputs.ledger import read_decision
-from lmdp_pipeline.outputs.release import OutputChecksFailed, OutputRefused, examine, release_request, request_fingerprint
+from lmdp_pipeline.outputs.examination import examine, request_fingerprint
+from lmdp_pipeline.outputs.release import OutputChecksFailed, OutputRefused, release_request
 from lmdp_pipeline.paths import PROJECT_ROOT, PlatformPaths
 from lmdp_pipeline.projects.lifecycle import retire_project
 from sensors.outputs import output_requests
@@ -181,7 +182,7 @@ def test_a_retired_project_refuses_requests_and_keeps_what_it_released(home, con
 
 def test_a_failing_blocking_check_publishes_nothing(home, contracts, monkeypatch):
     """A planted bug (no secondary suppression) is caught on the candidate files; nothing is published or recorded."""
-    monkeypatch.setattr(release_module, "protect", lambda cells: [])
+    monkeypatch.setattr(examination_module, "protect", lambda cells: [])
     with pytest.raises(OutputChecksFailed) as failed:
         release_request(home, contracts, write_request(home, "r1", TABLE), audit(home))
     checks = {c.name: c.problems for c in failed.value.checks}
@@ -192,7 +193,7 @@ def test_a_failing_blocking_check_publishes_nothing(home, contracts, monkeypatch
 
 
 def test_a_planted_threshold_bug_is_caught(home, contracts, monkeypatch):
-    monkeypatch.setattr(release_module, "apply_rules", lambda cells, policy, zeros: None)
+    monkeypatch.setattr(examination_module, "apply_rules", lambda cells, policy, zeros: None)
     with pytest.raises(OutputChecksFailed) as failed:
         release_request(home, contracts, write_request(home, "r1", TABLE), audit(home))
     assert {c.name for c in failed.value.checks if not c.passed} == {"threshold"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmdp_pipeline.outputs.release import examine
+from lmdp_pipeline.outputs.examination import examine
 from lmdp_pipeline.paths import PlatformPaths
 
 from .outputs_helpers import PERSON, column, grid_rows, make_extract, write_request
@@ -26,7 +26,7 @@ def home(tmp_path) -> PlatformPaths:
         "individuals": ([PERSON, MONTH, SEX], individuals),
         "absences": ([PERSON, AB_MONTH, REASON], absences),
         "jobs": ([PERSON, EMPLOYER, column("j_month", "VARCHAR", "month")], []),
-        "external_survey": ([PERSON, HOURS], [(p, 40) for p, _, _ in grid_rows({("1", None): 12})[0]]),
+        "external_survey": ([PERSON, HOURS, column("q_label", "VARCHAR")], [(p, 40, "Total") for p, _, _ in grid_rows({("1", None): 12})[0]]),
     })
     return paths
 
@@ -51,6 +51,7 @@ COUNT = {"from": "absences", "rows": "ab_reason", "statistic": "count"}
     ({**COUNT, "filter": {"ab_colour": {"eq": "red"}}}, "tables.t.filter.ab_colour", "unknown variable ab_colour"),
     ({**COUNT, "filter": {"ab_reason": {"in": ["holiday"]}}}, "tables.t.filter.ab_reason", "'holiday' is not a code of ab_reason"),
     ({**COUNT, "filter": {"ab_reason": {"eq": "maternity"}}}, "tables.t.filter", "the filter selects no row of absences: nothing to tabulate"),
+    ({"from": "external_survey", "rows": "q_label", "statistic": "count"}, "tables.t.rows", "a value reads 'Total', the label of the table's totals"),
     ({**COUNT, "filter": {}}, "tables.t.filter", "should have at least 1 item"),
     ({**COUNT, "filter": {"ab_reason": {}}}, "tables.t.filter.ab_reason", "exactly one operator"),
     ({**COUNT, "statistic": "mean"}, "tables.t", "statistic mean needs a value variable"),

@@ -16,7 +16,7 @@ from scipy.optimize import linprog
 
 from lmdp_pipeline.contracts import load_contracts
 from lmdp_pipeline.disclosure_policy import load_policy
-from lmdp_pipeline.outputs.release import examine
+from lmdp_pipeline.outputs.examination import examine
 from lmdp_pipeline.outputs.rules import DOMINANCE, P_PERCENT, SECONDARY, THRESHOLD, ZERO
 from lmdp_pipeline.paths import PlatformPaths
 

@@ -13,5 +13,6 @@ One module per job, imported in this order (no cycles):
 - ``attachments``: attached files checked as far as a machine can.
 - ``ledger``: the decision on each request and the ledger of releases.
 - ``checks``: the blocking checks on the candidate files.
-- ``release``: one request from file to decision, audited.
+- ``examination``: one version of a request examined and decided, nothing written (``lmdp outputs check``).
+- ``release``: one request from file to published decision, audited.
 """

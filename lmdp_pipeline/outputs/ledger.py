@@ -23,7 +23,7 @@ from pathlib import Path
 from ..contracts import ContractSet
 from ..files import write_private
 from ..paths import PRIVATE_DIR, PlatformPaths
-from .differencing import EarlierTable, cell_key
+from .differencing import EarlierTable
 from .extract import ExtractDescription, resolve_table
 from .request import TableSpec
 
@@ -52,17 +52,19 @@ def read_decision(paths: PlatformPaths, project: str, request: str) -> dict | No
 
 @dataclass(frozen=True)
 class ReleasedTable:
-    """A table as the ledger keeps it: its definition and its published cells' fingerprints."""
+    """A table as the ledger keeps it: its definition and its published cells' fingerprints (``published_cells``)."""
 
     name: str
     spec: TableSpec
-    cells: list[tuple[dict[str, str], int, int]]  # grouping labels, persons, fingerprint
+    cells: dict[str, list]
 
     def as_record(self) -> dict:
         return {
             "name": self.name,
             "spec": self.spec.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json"),
-            "cells": [{"key": key, "persons": persons, "fingerprint": f"{fingerprint:016x}"} for key, persons, fingerprint in self.cells],
+            "rows": self.spec.rows,
+            "columns": self.spec.columns,
+            "cells": self.cells,
         }
 
 
@@ -74,15 +76,16 @@ def record_release(paths: PlatformPaths, project: str, request: str, record: dic
 
 
 def earlier_tables(paths: PlatformPaths, project: str, description: ExtractDescription, contracts: ContractSet) -> list[EarlierTable]:
-    """Every table released for the project, each resolved against the current extract where it still resolves."""
+    """Every table released for the project, each resolved against the current extract where it still resolves.
+
+    Their cells stay in the ledger's files, which ``differencing`` reads with DuckDB.
+    """
     found = []
     for path in paths.output_ledger_records(project):
         record = json.loads(path.read_text(encoding="utf-8"))
-        for table in record["tables"]:
+        for position, table in enumerate(record["tables"], start=1):
             spec = TableSpec.model_validate(table["spec"])
             resolved, problems = resolve_table(description, contracts, path, table["name"], spec)
-            found.append(EarlierTable(
-                record["request"], table["name"], record["released"], None if problems else resolved,
-                {cell_key(c["key"]): (int(c["persons"]), int(c["fingerprint"], 16)) for c in table["cells"]},
-            ))
+            found.append(EarlierTable(record["request"], table["name"], record["released"], None if problems else resolved,
+                                      spec.rows, spec.columns, ledger=(str(path), position)))
     return found

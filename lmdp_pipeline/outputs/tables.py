@@ -35,8 +35,8 @@ MISSING = "(missing value)"
 TOTAL = "Total"
 
 
-class EmptyTable(ValueError):
-    """A table whose filter selects no row: nothing to tabulate."""
+class TableRefused(ValueError):
+    """A table that cannot be made: its filter selects no row, or a value reads like the totals' label."""
 
 
 @dataclass
@@ -127,13 +127,16 @@ def _categories(con, base: str, axis: str, threshold: int) -> tuple[list[str], l
     pooled = [value for value, _, persons in found if persons < threshold and value is not None]
     null_pooled = any(value is None and persons < threshold for value, _, persons in found)
     labels = [MISSING if value is None else text for value, text, persons in found if persons >= threshold]
+    if TOTAL in labels:
+        raise TableRefused(f"{'rows' if axis == 'r' else 'columns'}: a value reads {TOTAL!r}, the label of the table's totals: "
+                           "filter it out or recode it")
     return labels + ([OTHER] if pooled or null_pooled else []), pooled, null_pooled
 
 
 def compute_cells(con: duckdb.DuckDBPyConnection, table: ResolvedTable, base: str, threshold: int, top_n: int) -> TableCells:
     """Every cell and total of ``table`` from its rows in ``base`` (made by ``create_base``)."""
     if con.execute(f"SELECT count(*) FROM {q(base)}").fetchone()[0] == 0:
-        raise EmptyTable(f"table {table.name}: the filter selects no row of {table.spec.from_}: nothing to tabulate")
+        raise TableRefused(f"filter: the filter selects no row of {table.spec.from_}: nothing to tabulate")
     two_way = table.spec.columns is not None
     rows, pooled_rows, null_rows = _categories(con, base, "r", threshold)
     params: dict[str, Any] = {"pooled_r": pooled_rows, "top": max(top_n, 2)}
