@@ -11,11 +11,13 @@ Setting the 100 releases up is not timed; they are kept under the benchmark home
 reused by later runs.
 
 Each case also reports how much of its time DuckDB spent executing statements (the
-release's connection is wrapped so that every ``execute`` and ``fetch`` is timed).
+release's connection is wrapped so that every ``execute`` and ``fetch`` is timed), in wall
+clock and in CPU time of the process, and the machine's load average when it ended.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -79,17 +81,19 @@ def _request(paths: PlatformPaths, name: str, table: dict) -> Path:
 
 
 class _TimedConnection:
-    """A DuckDB connection whose statements (execute, fetch) are timed."""
+    """A DuckDB connection whose statements (execute, fetch) are timed: wall clock, and CPU of the process (DuckDB's
+    threads included), which a machine shared with other work inflates less."""
 
     def __init__(self, con):
-        self._con, self.seconds = con, 0.0
+        self._con, self.seconds, self.cpu_seconds = con, 0.0, 0.0
 
     def _timed(self, method, *args, **kwargs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             return method(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - started
+            self.cpu_seconds += time.process_time() - cpu
 
     def execute(self, *args, **kwargs):
         self._timed(self._con.execute, *args, **kwargs)
@@ -136,6 +140,7 @@ def _release(paths: PlatformPaths, name: str) -> tuple[int, float, dict]:
     assert result.examination.status == "released", result.examination.summary()
     cells = sum(len(t.cells.cells) for t in result.examination.tables)
     return cells, seconds, {"duckdb_seconds": sum(c.seconds for c in connections),
+                            "duckdb_cpu_seconds": sum(c.cpu_seconds for c in connections), "load": os.getloadavg()[0],
                             "suppressed": sum(t.summary()["suppressed"] for t in result.examination.tables),
                             "earlier_releases": result.examination.releases}
 

@@ -171,8 +171,11 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
                          + f" AS {alias}{c}" for c in chunks)
 
     own, joined = [t for t in tests if t.on_source], [t for t in tests if not t.on_source]
-    source_rows = (f"(SELECT * FROM (SELECT {SOURCE}.*, {combine(own, None, RESERVED)} FROM {q(spec.from_)} {SOURCE} "
-                   f"{' '.join(t.join for t in own)}) WHERE {' OR '.join(f'{RESERVED}{c} <> 0' for c in chunks)})")
+    needed = {PERSON_ID, *([q(table.month_column)] if table.month_column else []),
+              *(table.expression(v).split(".", 1)[1] for v in table.grouping if table.expression(v).startswith(f"{SOURCE}."))}
+    source_rows = (f"(SELECT * FROM (SELECT {', '.join(f'{SOURCE}.{c}' for c in sorted(needed))}, {combine(own, None, RESERVED)} "
+                   f"FROM {q(spec.from_)} {SOURCE} {' '.join(t.join for t in own)}) "
+                   f"WHERE {' OR '.join(f'{RESERVED}{c} <> 0' for c in chunks)})")
     names = [f"m{c}" for c in chunks]
     keys = f"{raw_label_sql(table.expression(spec.rows))} AS ka" + (
         f", {raw_label_sql(table.expression(spec.columns))} AS kb" if two_way else "")
@@ -191,14 +194,15 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
         patterns AS (
             SELECT ga, gb, ka, kb, {", ".join(names)}, count(*) AS n, bit_xor(md5_number_lower(person_id)) AS h
             FROM per_person GROUP BY ALL),
-        counted AS (
-            SELECT ga, gb, ka, kb, k, sum(n) FILTER ({bit}) AS n, bit_xor(h) FILTER ({bit}) AS h,
-                   coalesce(sum(n) FILTER ({new}), 0) AS mine, coalesce(sum(n) FILTER (({bit}) AND {new}), 0) AS shared
-            FROM patterns, range(1, {len(tables)}) t(k)
-            GROUP BY ga, gb, ka, kb, k HAVING sum(n) FILTER ({bit}) > 0)
-        SELECT CASE WHEN ga = 1 THEN NULL ELSE ka END AS r, CASE WHEN gb = 1 THEN NULL ELSE kb END AS c,
-               $numbers[k] AS k, n, h, n + mine - 2 * shared AS diff
-        FROM counted
+        mine AS (SELECT ga, gb, ka, kb, sum(n) FILTER ({new}) AS n FROM patterns GROUP BY ALL),
+        counted AS (  -- each pattern once per earlier table that keeps it
+            SELECT ga, gb, ka, kb, k, sum(n) AS n, bit_xor(h) AS h, coalesce(sum(n) FILTER ({new}), 0) AS shared
+            FROM patterns, range(1, {len(tables)}) t(k) WHERE {bit}
+            GROUP BY ga, gb, ka, kb, k)
+        SELECT CASE WHEN c.ga = 1 THEN NULL ELSE c.ka END AS r, CASE WHEN c.gb = 1 THEN NULL ELSE c.kb END AS c,
+               $numbers[c.k] AS k, c.n, c.h, c.n + coalesce(m.n, 0) - 2 * c.shared AS diff
+        FROM counted c JOIN mine m ON m.ga = c.ga AND m.gb = c.gb AND m.ka IS NOT DISTINCT FROM c.ka
+                                  AND m.kb IS NOT DISTINCT FROM c.kb
     """, {"numbers": numbers})
 
 
