@@ -46,6 +46,8 @@ from .tables import Cell, TableCells, TableRefused, compute_cells, create_base, 
 
 @dataclass
 class TableOutcome:
+    """One table of a request, protected: its cells with their reasons, its published grid, its rows' temporary table."""
+
     cells: TableCells
     base: str
     grid: Grid
