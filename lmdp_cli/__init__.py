@@ -19,7 +19,7 @@ from lmdp_pipeline.keys import DEVELOPMENT_KEY_ENV, MASTER_KEY_ENV, MASTER_KEY_F
 from lmdp_pipeline.paths import PlatformPaths, secure_home
 from lmdp_pipeline.synthetic import DEFAULT_MONTHS, DEFAULT_PERSONS, DEFAULT_SEED
 
-from . import audit, keys, projects, registers
+from . import audit, keys, outputs, projects, registers
 from .runs import CommandError
 
 
@@ -46,6 +46,9 @@ def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
     for path in paths.approval_files():
         args.project = path.stem
         projects.cmd_build(args, paths)
+    for _, _, path in paths.output_request_files():
+        args.file = str(path)
+        outputs.cmd_outputs_release(args, paths)
     print(f"demo data under {paths.home}; open the UI with `make ui`")
 
 
@@ -62,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     projects.add_commands(commands)
     keys.add_commands(commands)
     audit.add_commands(commands)
+    outputs.add_commands(commands)
     demo = commands.add_parser("demo", help="sample data and everything built from it, on LMDP_HOME")
     sample_options(demo)
     demo.set_defaults(handler=cmd_demo)

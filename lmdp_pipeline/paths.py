@@ -24,6 +24,8 @@ DEFAULT_HOME = PROJECT_ROOT / "var"
 PROJECT_ID_PATTERN = r"[A-Z0-9][A-Z0-9-]{2,31}"
 DELIVERY_NAME = re.compile(r"(?P<register>[a-z_]+)_(?P<month>[0-9]{4}-[0-9]{2})\.csv")
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 PRIVATE_UMASK = 0o077
@@ -42,6 +44,18 @@ def project_id(text: str) -> str:
     if not isinstance(text, str) or not _PROJECT_ID.fullmatch(text):
         shown = text if isinstance(text, str) and len(text) <= 40 and text.isprintable() else "the value given"
         raise InvalidProjectId(f"{shown!r} is not a project id: [A-Z0-9][A-Z0-9-]{{2,31}}, for example P2026-001")
+    return text
+
+
+class InvalidRequestId(ValueError):
+    """An output request name that is not ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}``; nothing was touched."""
+
+
+def request_id(text: str) -> str:
+    """``text`` if it names an output request (the file name without ``.yaml``), else InvalidRequestId."""
+    if not isinstance(text, str) or not _REQUEST_ID.fullmatch(text):
+        shown = text if isinstance(text, str) and len(text) <= 70 and text.isprintable() else "the value given"
+        raise InvalidRequestId(f"{shown!r} is not a request name: letters, digits, - and _ (at most 64), for example tables-2026-11")
     return text
 
 
@@ -234,8 +248,66 @@ class PlatformPaths:
         return [self.extract_file(project), self.access_file(project), self.exports_dir(project), self.package_file(project),
                 *self.export_leftovers(project)]
 
+    # output checking: everything of a project's outputs stays under outputs/<project>/, which retirement keeps
+
     def outputs_dir(self, project: str) -> Path:
         return self.outputs / project_id(project)
+
+    def output_request_file(self, project: str, request: str) -> Path:
+        """A researcher's request for tables (and attached files), as the platform received it."""
+        return self.outputs_dir(project) / "requests" / f"{request_id(request)}.yaml"
+
+    def output_attachments_dir(self, project: str, request: str) -> Path:
+        """The files a request attaches (figures, model results), beside the request."""
+        return self.outputs_dir(project) / "requests" / request_id(request)
+
+    def output_review_file(self, project: str, request: str) -> Path:
+        """An output checker's decision on a request sent to review."""
+        return self.outputs_dir(project) / "reviews" / f"{request_id(request)}.yaml"
+
+    def output_checking_dir(self, project: str, request: str) -> Path:
+        """The full evidence for output checkers (reasons per cell, earlier releases), with the files it describes."""
+        return self.outputs_dir(project) / "checking" / request_id(request)
+
+    def output_released_dir(self, project: str, request: str) -> Path:
+        """What leaves the platform: tables, attached files, the evidence without reasons, checksums."""
+        return self.outputs_dir(project) / "released" / request_id(request)
+
+    def output_candidate_dir(self, final: Path, token: str) -> Path:
+        """A hidden folder beside ``final`` (a checking or released folder), renamed into place when complete."""
+        return final.parent / f".{final.name}.{token}.partial"
+
+    def output_candidate_leftovers(self, project: str) -> list[Path]:
+        """Candidate folders that a killed release left behind."""
+        return sorted(self.outputs_dir(project).glob("*/.*.partial"))
+
+    def output_decision_file(self, project: str, request: str) -> Path:
+        """The latest decision on a request: status, reasons, the request's sha256."""
+        return self.outputs_dir(project) / "decisions" / f"{request_id(request)}.json"
+
+    def output_ledger_dir(self, project: str) -> Path:
+        """One record per release of the project: its tables and the fingerprints of their published cells."""
+        return self.outputs_dir(project) / "ledger"
+
+    def output_ledger_record(self, project: str, sequence: int, request: str) -> Path:
+        """The record of the project's ``sequence``-th release (numbered, so their order is their names' order)."""
+        return self.output_ledger_dir(project) / f"{sequence:06d}-{request_id(request)}.json"
+
+    def output_ledger_records(self, project: str) -> list[Path]:
+        return sorted(self.output_ledger_dir(project).glob("[0-9]*-*.json"))
+
+    def output_lock(self, project: str) -> Path:
+        """Releases of one project happen one at a time, so each is checked against every earlier one."""
+        return self.outputs_dir(project) / ".lock"
+
+    def output_request_files(self) -> list[tuple[str, str, Path]]:
+        """(project, request, file) of every request file named as a request, in every project's requests folder."""
+        found = []
+        for path in sorted(self.outputs.glob("*/requests/*.yaml")):
+            project, request = path.parent.parent.name, path.stem
+            if _PROJECT_ID.fullmatch(project) and _REQUEST_ID.fullmatch(request):
+                found.append((project, request, path))
+        return found
 
     def project_lock(self, project: str) -> Path:
         return self.locks / f"{project_id(project)}.lock"

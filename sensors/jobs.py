@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.dictionary import data_dictionary
+from assets.outputs import OUTPUTS_GROUP
 from assets.projects import PROJECTS_GROUP
 from assets.registers import REGISTERS_GROUP
 
@@ -35,4 +36,10 @@ project_build = dg.define_asset_job(
     tags={KIND_TAG: "build"},
     executor_def=STEPS_IN_THE_RUN_WORKER,
     description="Build one project's extract and then its exports, codebook and package; runs select the registers the project asked for, projects/extract and the exports.",
+)
+
+output_release_job = dg.define_asset_job(
+    "output_release",
+    selection=dg.AssetSelection.groups(OUTPUTS_GROUP),
+    description="Decide on one output request: tables computed, checked, protected, published or sent to review, audited.",
 )

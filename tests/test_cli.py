@@ -62,7 +62,8 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         runs = instance.get_runs()
         assert sorted(r.job_name for r in runs) == [
-            "project_build", "project_build", "publish_dictionary", "register_refresh", "register_refresh"
+            "output_release", "output_release", "project_build", "project_build", "publish_dictionary",
+            "register_refresh", "register_refresh",
         ]
         assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         assert {r.tags.get("dagster/partition") for r in runs if r.job_name == "register_refresh"} == {"2024-01", "2024-02"}

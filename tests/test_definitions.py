@@ -44,11 +44,11 @@ def test_every_asset_and_check_tells_the_operator_what_it_is():
     from definitions import defs
 
     specs = list(defs.resolve_all_asset_specs())
-    assert len(specs) == 2 + 9 + 9 + 2 + 3, ("dictionary, audit log, nine registers, nine project tables, external and extract, "
-                                             "exports, codebook and package")
+    assert len(specs) == 2 + 9 + 9 + 2 + 3 + 1, ("dictionary, audit log, nine registers, nine project tables, external and "
+                                                 "extract, exports, codebook and package, outputs")
     for spec in specs:
         name = spec.key.to_user_string()
-        assert spec.group_name in {"documentation", "registers", "projects"}, name
+        assert spec.group_name in {"documentation", "registers", "projects", "outputs"}, name
         assert spec.kinds and spec.owners == ["team:data-engineering"], name
         assert spec.description and len(spec.description) > 40, name
     by_key = {s.key: s for s in specs}
@@ -56,7 +56,7 @@ def test_every_asset_and_check_tells_the_operator_what_it_is():
         assert contract.description in by_key[dg.AssetKey(["registers", contract.register])].description
         assert contract.title in by_key[dg.AssetKey(["projects", contract.register])].description
     checks = list(defs.resolve_asset_graph().asset_check_keys)
-    assert len(checks) == 9 * 5 + 7
+    assert len(checks) == 9 * 5 + 7 + 5, "registers, extract, output release"
     for key in checks:
         spec = defs.resolve_asset_graph().get_check_spec(key)
         assert spec.description and len(spec.description) > 20, key
