@@ -27,7 +27,7 @@ from ..contracts import ContractSet
 from ..disclosure_policy import DisclosurePolicy, load_policy
 from ..files import sha256_of, sync_directory
 from ..keys import KeyFolder
-from ..locks import project_lock
+from ..locks import held
 from ..paths import PRIVATE_DIR, PlatformPaths, spill_leftovers
 from ..projects.checks import CheckOutcome
 from .checks import CheckedTable, check_candidate
@@ -142,7 +142,7 @@ def release_request(
                  fingerprint=expected_fingerprint or None, run_id=run_id)
     try:
         paths.outputs_dir(project).mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-        with project_lock(paths.output_lock(project), f"release of {project}/{request}", on_wait=on_wait):
+        with held(paths.output_lock(project), f"release of {project}/{request}", on_wait=on_wait):
             return _release_locked(paths, contracts, Path(path), audit, run_id, expected_fingerprint, policy)
     except (OutputRefused, OutputChecksFailed):
         raise
