@@ -29,6 +29,7 @@ from lmdp_pipeline.projects.external import ExternalDataRefused, row_list
 from lmdp_pipeline.projects.lifecycle import BuildRefused, build_project
 from lmdp_pipeline.risk.report import headline, markdown
 
+from .exports import EXPORT_KEYS, build_export_assets
 from .registers import OWNERS, register_key
 from .resources import KeysResource, PlatformResource
 
@@ -56,8 +57,10 @@ def project_key(register: str) -> dg.AssetKey:
 
 
 def build_selection(approval: Approval) -> list[dg.AssetKey]:
-    """The assets a build of this project materialises: its registers, its external data if any, and its extract."""
-    return [*(project_key(r) for r in approval.variables), *([EXTERNAL_KEY] if approval.external else []), EXTRACT_KEY]
+    """The assets a build of this project materialises: its registers, its external data if any, its extract, and the
+    exports, codebook and package made from it."""
+    return [*(project_key(r) for r in approval.variables), *([EXTERNAL_KEY] if approval.external else []), EXTRACT_KEY,
+            *EXPORT_KEYS]
 
 
 def build_run_config(fingerprint: str, requested_by: str) -> dict:
@@ -124,12 +127,13 @@ def _built_before(context: dg.AssetExecutionContext, project: str) -> bool:
     return bool(records)
 
 
-def _selection_problem(context: dg.AssetExecutionContext, project: str, platform: PlatformResource) -> str | None:
+def _selection_problem(context: dg.AssetExecutionContext, project: str, platform: PlatformResource,
+                       own_keys: set[dg.AssetKey]) -> str | None:
     try:
         approval = parse_approval(platform.paths.approval_file(project))
     except ApprovalError:
         return None  # the build refuses it, and audits why
-    missing = sorted(k.to_user_string() for k in set(build_selection(approval)) - context.selected_asset_keys)
+    missing = sorted(k.to_user_string() for k in set(build_selection(approval)) & own_keys - context.selected_asset_keys)
     if missing:
         return (f"project {project}'s tables are built together with its extract: select {', '.join(missing)} too "
                 "(the sensor and `lmdp build` select exactly the project's assets)")
@@ -180,7 +184,7 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
     )
     def project_extract(context: dg.AssetExecutionContext, config: BuildConfig, platform: PlatformResource, keys: KeysResource):
         project = context.partition_key
-        problem = _selection_problem(context, project, platform)
+        problem = _selection_problem(context, project, platform, {spec.key for spec in [*registers, external, extract]})
         if problem:
             raise dg.Failure(description=problem)
         paths = platform.paths
@@ -216,7 +220,7 @@ def build_project_assets(contracts: ContractSet | None = None) -> list[dg.Assets
             **_risk_metadata(result.risk),
         })
 
-    return [project_extract]
+    return [project_extract, *build_export_assets(PROJECTS, EXTRACT_KEY, PROJECTS_GROUP)]
 
 
 def _risk_metadata(risk) -> dict:

@@ -7,6 +7,7 @@ after its imports.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -102,19 +103,26 @@ def pseudonymise_person_months(home: Path, register: str, month: str) -> tuple[i
     return con.execute(f"SELECT count(*) FROM '{source}'").fetchone()[0], time.perf_counter() - started
 
 
-def _extract_case(name: str):
-    def case(home: Path, register: str, month: str) -> tuple[int, float]:
-        from . import extract_cases
-
-        return getattr(extract_cases, name)(home)
+def _case_in(module: str, name: str):
+    """A case that lives in another module of benchmarks/ and needs only the home."""
+    def case(home: Path, register: str, month: str) -> tuple:
+        return getattr(importlib.import_module(f"benchmarks.{module}"), name)(home)
 
     return case
 
 
+
+
 CASES = {
-    "extract_bare_copy": _extract_case("bare_copy"),
-    "extract_pipeline": _extract_case("pipeline"),
-    "extract_pandas": _extract_case("pandas_extract"),
+    "exports_prepare": _case_in("export_cases", "prepare"),
+    "exports_copy": _case_in("export_cases", "copy"),
+    "exports_ours": _case_in("export_cases", "exports"),
+    "exports_package": _case_in("export_cases", "package"),
+    "extract_bare_copy": _case_in("extract_cases", "bare_copy"),
+    "extract_pipeline": _case_in("extract_cases", "pipeline"),
+    "extract_pandas": _case_in("extract_cases", "pandas_extract"),
+    "outputs_release": _case_in("output_cases", "release"),
+    "outputs_release_after_100": _case_in("output_cases", "release_after_100"),
     "bare_copy": bare_copy,
     "ingest": ingest,
     "gx_import": gx_import,
@@ -134,9 +142,9 @@ def peak_memory_mb() -> float:
 
 def main() -> None:
     case, home, register, month = sys.argv[1:5]
-    rows, seconds = CASES[case](Path(home), register, month)
+    rows, seconds, *extra = CASES[case](Path(home), register, month)  # some cases add a dict of further measures
     peak = peak_memory_mb()
-    print(json.dumps({"case": case, "register": register, "seconds": seconds, "peak_rss_mb": peak, "rows": rows}))
+    print(json.dumps({"case": case, "register": register, "seconds": seconds, "peak_rss_mb": peak, "rows": rows, **(extra[0] if extra else {})}))
 
 
 if __name__ == "__main__":

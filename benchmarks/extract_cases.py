@@ -105,10 +105,11 @@ def pipeline_home(home: Path):
     """A platform home whose warehouse is the benchmark's."""
     from lmdp_pipeline.paths import PlatformPaths
 
-    root, bench_home = warehouse(home), home / "bench" / "home"
+    root, bench_home = warehouse(home).resolve(), home / "bench" / "home"
     bench_home.mkdir(parents=True, exist_ok=True)
-    if not (bench_home / "warehouse").exists():
-        (bench_home / "warehouse").symlink_to(root, target_is_directory=True)
+    link = bench_home / "warehouse"
+    if not link.is_symlink():
+        link.symlink_to(root, target_is_directory=True)
     return PlatformPaths(bench_home)
 
 

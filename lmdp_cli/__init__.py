@@ -19,7 +19,7 @@ from lmdp_pipeline.keys import DEVELOPMENT_KEY_ENV, MASTER_KEY_ENV, MASTER_KEY_F
 from lmdp_pipeline.paths import PlatformPaths, secure_home
 from lmdp_pipeline.synthetic import DEFAULT_MONTHS, DEFAULT_PERSONS, DEFAULT_SEED
 
-from . import audit, keys, projects, registers
+from . import audit, keys, outputs, projects, registers
 from .runs import CommandError
 
 
@@ -56,11 +56,14 @@ def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
         args.project = path.stem
         _demo_preview(paths, path)
         projects.cmd_build(args, paths)
+    for _, _, path in paths.output_request_files():
+        args.file = str(path)
+        outputs.cmd_outputs_release(args, paths)
     print(f"demo data under {paths.home}; open the UI with `make ui`")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmdp", description=__doc__.split("\n")[0].strip("`: ") or "lmdp")
+    parser = argparse.ArgumentParser(prog="lmdp", description="The command line of the lmdp-pipeline microdata platform.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def sample_options(sub: argparse.ArgumentParser) -> None:
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     projects.add_commands(commands)
     keys.add_commands(commands)
     audit.add_commands(commands)
+    outputs.add_commands(commands)
     demo = commands.add_parser("demo", help="sample data and everything built from it, on LMDP_HOME")
     sample_options(demo)
     demo.set_defaults(handler=cmd_demo)

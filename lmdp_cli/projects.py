@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from lmdp_pipeline.locks import WAIT_SECONDS, is_held
 from lmdp_pipeline.paths import PlatformPaths, project_id
 
 from .runs import CommandError, dagster_instance, requester, run_job
@@ -123,12 +124,17 @@ def cmd_build(args: argparse.Namespace, paths: PlatformPaths) -> None:
     instance = dagster_instance(paths)
     if not instance.has_dynamic_partition(PROJECTS.name, project):
         instance.add_dynamic_partitions(PROJECTS.name, [project])
+    if is_held(paths.project_lock(project)):
+        print(f"another build or retirement of {project} is running: this build waits for it to end "
+              f"(up to {WAIT_SECONDS / 60:.0f} minutes), then starts", file=sys.stderr, flush=True)
     failure = run_job(paths, "project_build", project, selection, build_run_config(fingerprint(paths, path), requester()),
                       {PROJECT_TAG: project})
     if failure:
         raise CommandError(failure)
-    extract = paths.extract_file(project)
+    extract, package = paths.extract_file(project), paths.package_file(project)
     print("  " + extract_summary(extract))
+    print(f"  exports and codebook: {paths.exports_dir(project)}; package: "
+          f"{package if package.exists() else 'none (the approval lists no recipients)'}")
     print(f"  open it with: {sys.executable} -c \"import duckdb; print(duckdb.connect('{extract}', read_only=True).sql('SHOW TABLES'))\"")
 
 

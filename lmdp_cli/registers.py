@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lmdp_pipeline.paths import PlatformPaths
 from lmdp_pipeline.period import parse_month
-from lmdp_pipeline.synthetic import DEFAULT_MONTHS, DEFAULT_PERSONS, DEFAULT_SEED, Period, generate
+from lmdp_pipeline.synthetic import Period, generate
 
 from .runs import CommandError, dagster_instance, run_job
 
@@ -31,7 +31,7 @@ def cmd_sample_data(args: argparse.Namespace, paths: PlatformPaths) -> None:
     print(f"wrote {len(period)} months x {len(result.rows)} registers ({total:,} rows) to {result.landing}")
     for register, months in result.rows.items():
         print(f"  {register:<18} {sum(months.values()):>12,} rows")
-    for path in result.approvals + result.external:
+    for path in result.approvals + result.external + result.requests:
         print(f"  wrote {path}")
     print(f"done in {time.perf_counter() - started:.1f} s")
 

@@ -2,14 +2,19 @@
 
 A command that changes anything runs a job in this process (``execute_in_process``) on
 the instance in DAGSTER_HOME, so its run, its events and its audit chain heads are in
-the same event log as the scheduled ones, and the UI shows them.
+the same event log as the scheduled ones, and the UI shows them. Each run is tagged with
+this process's host and pid; a run whose ``lmdp`` process was killed is marked failed
+by the daemon's run monitoring (deploy/dagster.yaml) or, without a daemon, by the next
+``lmdp`` command on the host (``run_workers.fail_orphaned_runs``).
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import sys
 
+from lmdp_pipeline.files import private_dir
 from lmdp_pipeline.paths import PlatformPaths
 
 DAGSTER_SETTINGS = """# Written by lmdp on first use; SQLite storage under this folder. See docs/operations.md.
@@ -34,22 +39,34 @@ def requester() -> str:
 
 
 def dagster_instance(paths: PlatformPaths):
-    """The persistent instance shared with ``make ui`` and the daemon."""
+    """The persistent instance shared with ``make ui`` and the daemon, opened once per process (opening one
+    checks its storage's schema: a second of a short command). Opening it marks failed the runs that killed
+    ``lmdp`` processes of this host left in progress."""
     from dagster import DagsterInstance
 
     home = paths.dagster_home
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings = home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text(DAGSTER_SETTINGS, encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    if home not in _instances:
+        private_dir(home)
+        settings = home / "dagster.yaml"
+        if not settings.exists():
+            settings.write_text(DAGSTER_SETTINGS, encoding="utf-8")
+        os.environ["DAGSTER_HOME"] = str(home)
+        instance = _instances[home] = DagsterInstance.get()
+        from run_workers import fail_orphaned_runs
+
+        for run_id in fail_orphaned_runs(instance):
+            print(f"run {run_id} was left in progress by a killed lmdp process: marked failed", file=sys.stderr)
+    return _instances[home]
+
+
+_instances: dict = {}
 
 
 def run_job(paths: PlatformPaths, job_name: str, partition_key: str | None = None, asset_selection=None,
             run_config: dict | None = None, tags: dict | None = None) -> str | None:
     """Run a job in this process on the persistent instance; return None or the failure text."""
     from definitions import defs
+    from run_workers import cli_run_tags
 
     instance = dagster_instance(paths)
     result = defs.resolve_job_def(job_name).execute_in_process(
@@ -57,7 +74,7 @@ def run_job(paths: PlatformPaths, job_name: str, partition_key: str | None = Non
         partition_key=partition_key,
         asset_selection=asset_selection,
         run_config={**QUIET_RUN, **(run_config or {})},
-        tags=tags,
+        tags={**cli_run_tags(), **(tags or {})},
         raise_on_error=False,
     )
     label = f"{job_name}" + (f" [{partition_key}]" if partition_key else "")

@@ -44,10 +44,11 @@ class Published:
     pages: list[Path]
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The Jinja environment of the platform's documents (this dictionary, project codebooks): templates, filters, marks."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("lmdp_pipeline", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -74,7 +75,7 @@ def _shared_list_name(contracts: ContractSet, variable: Variable) -> str | None:
 
 def render(contracts: ContractSet) -> dict[str, str]:
     """Every page as relative path -> text, HTML and Markdown side by side."""
-    env = _environment()
+    env = template_environment()
     pages: dict[str, str] = {}
     for fmt in ("html", "md"):
         context = {"contracts": contracts, "shared_list_name": lambda v: _shared_list_name(contracts, v)}

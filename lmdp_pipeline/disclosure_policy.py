@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .contracts.loader import POLICY_NAME
 from .paths import CONTRACTS_DIR
@@ -53,6 +54,7 @@ class OutputPolicy(_Strict):
     p_percent: float = Field(gt=0, lt=1)
     zeros_are_disclosive: bool
     min_residual_dof: int = Field(ge=0)
+    blocked_extensions: list[Annotated[str, StringConstraints(pattern=r"^\.[a-z0-9]{1,10}$")]] = Field(default_factory=list)
 
 
 class DisclosurePolicy(_Strict):

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from .paths import PRIVATE_FILE
+from .paths import PRIVATE_DIR, PRIVATE_FILE
 
 BLOCK_BYTES = 1 << 20
 
@@ -68,3 +68,19 @@ def write_private(path: Path, text: str, exclusive: bool = False) -> None:
     finally:
         partial.unlink(missing_ok=True)
     sync_directory(path.parent)
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parent as 0700, whatever the process umask: zones hold identified data."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        os.chmod(folder, PRIVATE_DIR)
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """A new 0600 text file, whatever the process umask (the caller publishes its folder by rename)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)

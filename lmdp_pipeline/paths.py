@@ -24,6 +24,8 @@ DEFAULT_HOME = PROJECT_ROOT / "var"
 PROJECT_ID_PATTERN = r"[A-Z0-9][A-Z0-9-]{2,31}"
 DELIVERY_NAME = re.compile(r"(?P<register>[a-z_]+)_(?P<month>[0-9]{4}-[0-9]{2})\.csv")
 _PROJECT_ID = re.compile(PROJECT_ID_PATTERN)
+REQUEST_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 PRIVATE_UMASK = 0o077
@@ -45,9 +47,31 @@ def project_id(text: str) -> str:
     return text
 
 
+class InvalidRequestId(ValueError):
+    """An output request name that is not ``[A-Za-z0-9][A-Za-z0-9_-]{0,63}``; nothing was touched."""
+
+
+def request_id(text: str) -> str:
+    """``text`` if it names an output request (the file name without ``.yaml``), else InvalidRequestId."""
+    if not isinstance(text, str) or not _REQUEST_ID.fullmatch(text):
+        shown = text if isinstance(text, str) and len(text) <= 70 and text.isprintable() else "the value given"
+        raise InvalidRequestId(f"{shown!r} is not a request name: letters, digits, - and _ (at most 64), for example tables-2026-11")
+    return text
+
+
 def warehouse_file(warehouse: Path, register: str, month: str) -> Path:
     """The Parquet file of one register and month in the identified zone."""
     return Path(warehouse) / register / f"{register}_{month}.parquet"
+
+
+def warehouse_candidate(warehouse: Path, register: str, month: str, token: str) -> Path:
+    """An ingestion's hidden candidate file, renamed over the month's file once accepted."""
+    return Path(warehouse) / register / f".{register}_{month}.{token}.partial"
+
+
+def warehouse_leftovers(warehouse: Path, register: str, month: str) -> list[Path]:
+    """Candidate files of an ingestion of ``register`` and ``month`` that was killed before its rename."""
+    return sorted((Path(warehouse) / register).glob(f".{register}_{month}.*.partial"))
 
 
 def warehouse_glob(warehouse: Path, register: str) -> Path:
@@ -63,6 +87,26 @@ def warehouse_month(path: Path) -> str:
 def warehouse_months(warehouse: Path, register: str) -> list[str]:
     """The months of one register present in the warehouse, sorted."""
     return sorted(warehouse_month(p) for p in (Path(warehouse) / register).glob(f"{register}_*.parquet"))
+
+
+EXPORT_FORMATS = ("dta", "sav", "parquet")
+"""Stata, SPSS and Parquet: one file of each per delivered table in a project's exports folder."""
+PACKAGE_MANIFEST = "SHA256SUMS"
+
+
+def export_file(folder: Path, table: str, format_: str) -> Path:
+    """One table in one format inside an exports folder (published or being written)."""
+    return Path(folder) / f"{table}.{format_}"
+
+
+def codebook_file(folder: Path, format_: str) -> Path:
+    """The codebook inside an exports folder: ``html`` or ``md``."""
+    return Path(folder) / f"codebook.{format_}"
+
+
+def value_labels_file(folder: Path) -> Path:
+    """Every code's number and label, for Stata and SPSS, inside an exports folder."""
+    return Path(folder) / "value_labels.csv"
 
 
 @dataclass(frozen=True)
@@ -189,20 +233,99 @@ class PlatformPaths:
         return self.extracts / f"{project_id(project)}.access.json"
 
     def exports_dir(self, project: str) -> Path:
+        """The researchers' formats and the codebook (``exports.files`` names what is inside)."""
         return self.extracts / f"{project_id(project)}.exports"
+
+    def exports_candidate(self, project: str, token: str) -> Path:
+        """A hidden folder the exports are written in, renamed to ``exports_dir`` when complete."""
+        return self.extracts / f".{project_id(project)}.{token}.exports.partial"
+
+    def exports_set_aside(self, project: str, token: str) -> Path:
+        """Where the previous exports folder is moved for the instant the new one takes its name."""
+        return self.extracts / f".{project_id(project)}.{token}.exports.previous"
 
     def package_file(self, project: str) -> Path:
         return self.packages / f"{project_id(project)}.tar.age"
 
+    def package_candidate(self, project: str, token: str) -> Path:
+        return self.packages / f".{project_id(project)}.{token}.tar.age.partial"
+
+    def export_leftovers(self, project: str) -> list[Path]:
+        """Folders and packages that a killed export of ``project`` left under hidden names."""
+        project = project_id(project)
+        return sorted([*self.extracts.glob(f".{project}.*.exports.*"), *self.packages.glob(f".{project}.*.tar.age.partial")])
+
     def published(self, project: str) -> list[Path]:
-        """Everything published for a project that retirement deletes (existing or not)."""
-        return [self.extract_file(project), self.access_file(project), self.exports_dir(project), self.package_file(project)]
+        """Everything published for a project that retirement deletes (existing or not), and leftovers of exports."""
+        return [self.extract_file(project), self.access_file(project), self.exports_dir(project), self.package_file(project),
+                *self.export_leftovers(project)]
+
+    # output checking: everything of a project's outputs stays under outputs/<project>/, which retirement keeps
 
     def outputs_dir(self, project: str) -> Path:
         return self.outputs / project_id(project)
 
+    def output_request_file(self, project: str, request: str) -> Path:
+        """A researcher's request for tables (and attached files), as the platform received it."""
+        return self.outputs_dir(project) / "requests" / f"{request_id(request)}.yaml"
+
+    def output_attachments_dir(self, project: str, request: str) -> Path:
+        """The files a request attaches (figures, model results), beside the request."""
+        return self.outputs_dir(project) / "requests" / request_id(request)
+
+    def output_review_file(self, project: str, request: str) -> Path:
+        """An output checker's decision on a request sent to review."""
+        return self.outputs_dir(project) / "reviews" / f"{request_id(request)}.yaml"
+
+    def output_checking_dir(self, project: str, request: str) -> Path:
+        """The full evidence for output checkers (reasons per cell, earlier releases), with the files it describes."""
+        return self.outputs_dir(project) / "checking" / request_id(request)
+
+    def output_released_dir(self, project: str, request: str) -> Path:
+        """What leaves the platform: tables, attached files, the evidence without reasons, checksums."""
+        return self.outputs_dir(project) / "released" / request_id(request)
+
+    def output_candidate_dir(self, final: Path, token: str) -> Path:
+        """A hidden folder beside ``final`` (a checking or released folder), renamed into place when complete."""
+        return final.parent / f".{final.name}.{token}.partial"
+
+    def output_candidate_leftovers(self, project: str) -> list[Path]:
+        """Candidate folders that a killed release left behind."""
+        return sorted(self.outputs_dir(project).glob("*/.*.partial"))
+
+    def output_decision_file(self, project: str, request: str) -> Path:
+        """The latest decision on a request: status, reasons, the request's sha256."""
+        return self.outputs_dir(project) / "decisions" / f"{request_id(request)}.json"
+
+    def output_ledger_dir(self, project: str) -> Path:
+        """One record per release of the project: its tables and the fingerprints of their published cells."""
+        return self.outputs_dir(project) / "ledger"
+
+    def output_ledger_record(self, project: str, sequence: int, request: str) -> Path:
+        """The record of the project's ``sequence``-th release (numbered, so their order is their names' order)."""
+        return self.output_ledger_dir(project) / f"{sequence:06d}-{request_id(request)}.json"
+
+    def output_ledger_records(self, project: str) -> list[Path]:
+        return sorted(self.output_ledger_dir(project).glob("[0-9]*-*.json"))
+
+    def output_lock(self, project: str) -> Path:
+        """Releases of one project happen one at a time, so each is checked against every earlier one."""
+        return self.outputs_dir(project) / ".lock"
+
+    def output_request_files(self) -> list[tuple[str, str, Path]]:
+        """(project, request, file) of every request file named as a request, in every project's requests folder."""
+        found = []
+        for path in sorted(self.outputs.glob("*/requests/*.yaml")):
+            project, request = path.parent.parent.name, path.stem
+            if _PROJECT_ID.fullmatch(project) and _REQUEST_ID.fullmatch(request):
+                found.append((project, request, path))
+        return found
+
     def project_lock(self, project: str) -> Path:
         return self.locks / f"{project_id(project)}.lock"
+
+    def delivery_lock(self, register: str, month: str) -> Path:
+        return self.locks / "deliveries" / f"{register}_{month}.lock"
 
     def extracted_projects(self) -> list[str]:
         """Projects with an extract (or an access list) in extracts/, whatever their approval says."""
@@ -213,12 +336,12 @@ class PlatformPaths:
 
 def spill_dir(zone: Path, label: str, token: str) -> Path:
     """A private folder for DuckDB's temporary data, inside the zone whose data it holds."""
-    return Path(zone) / ".spill" / f"{label}-{token}"
+    return Path(zone) / ".spill" / f"{label}.{token}"  # no project id or register holds a dot
 
 
 def spill_leftovers(zone: Path, label: str) -> list[Path]:
     """Spill folders with ``label`` that a killed process left behind."""
-    return sorted((Path(zone) / ".spill").glob(f"{label}-*"))
+    return sorted((Path(zone) / ".spill").glob(f"{label}.*"))
 
 
 def secure_home(paths: PlatformPaths) -> None:

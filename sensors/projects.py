@@ -22,9 +22,9 @@ import dagster as dg
 
 from assets.projects import PROJECT_TAG, PROJECTS, build_run_config, build_selection
 from assets.resources import PlatformResource
-from lmdp_pipeline.paths import InvalidProjectId, PlatformPaths, project_id
-from lmdp_pipeline.projects.approval import Approval, ApprovalError, parse_approval
-from lmdp_pipeline.projects.lifecycle import check, decide_retirements, fingerprint, is_retired
+from lmdp_pipeline.paths import PlatformPaths
+from lmdp_pipeline.projects.approval import Approval, ApprovalError
+from lmdp_pipeline.projects.lifecycle import approval_files, check, decide_retirements, fingerprint, is_retired
 from lmdp_pipeline.projects.rules import registers_read
 
 from .jobs import project_build
@@ -64,16 +64,11 @@ def project_approvals(context: dg.SensorEvaluationContext, platform: PlatformRes
     seen, hashes = state.get("seen", {}), state.get("hashes", {})
     paths, contracts, today = platform.paths, platform.contracts(), dt.date.today()
     current, requests, partitions, notes = {}, [], [], []
-    for path in paths.approval_files():
-        try:
-            project = project_id(path.stem)
-        except InvalidProjectId:
-            notes.append(f"{path.name}: not named after a project id ([A-Z0-9][A-Z0-9-]{{2,31}}.yaml); ignored")
+    for file in approval_files(paths):
+        path, project, approval = file.path, file.project, file.approval
+        if project is None:
+            notes.append(file.problem)
             continue
-        try:
-            approval = parse_approval(path)
-        except ApprovalError:
-            approval = None
         if approval is not None and is_retired(approval, today):
             continue  # project_expiry retires it
         key = fingerprint(paths, path, hashes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,18 @@ def contracts_copy(tmp_path: Path) -> Path:
     target = tmp_path / "data_contracts"
     shutil.copytree(CONTRACTS_DIR, target)
     return target
+
+
+@pytest.fixture
+def permissive_umask():
+    """A process umask of 022, as an operator's shell may have: privacy must not depend on a strict one.
+
+    (The CLI, the code location and every build set 077 for the whole process, so without
+    this a test could pass only because an earlier test made the umask private.)
+    """
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
 
 
 WAREHOUSE_MONTHS = ("2024-01", "2024-02", "2024-03")

@@ -57,6 +57,8 @@ def set_path(data, dotted: str, value):
         node = node[int(part)] if isinstance(node, list) else node[part]
     if value is None:
         del node[last]
+    elif isinstance(node, list):
+        node.insert(int(last), value)
     else:
         node[last] = value
 
@@ -77,7 +79,11 @@ MISTAKES = [
     ("condition-on-unknown-column", "population/1/where/i_age", {"eq": 50}, "field population.1.where.i_age: individuals has no variable 'i_age'"),
     ("between-on-a-code", "population/0/where/a_status", {"between": ["a", "z"]}, "a_status is not ordered"),
     ("bad-date", "population/1/where/i_birth_date", {"between": ["1960-13-01", "1975-12-31"]}, "'1960-13-01' is not a date"),
-    ("integer-as-text", "population/0/where/a_status", {"eq": ["employee"]}, "field population.0.where.a_status.eq"),
+    ("list-as-scalar", "population/0/where/a_status", {"eq": ["employee"]}, "field population.0.where.a_status.eq"),
+    ("integer-as-text", "population/2", {"register": "cash_benefits", "where": {"cb_days": {"between": ["a", "z"]}}},
+     "field population.2.where.cb_days.between: 'a' is not an integer"),
+    ("integer-as-decimal", "population/2", {"register": "cash_benefits", "where": {"cb_days": {"eq": 2.5}}},
+     "field population.2.where.cb_days.eq: '2.5' is not an integer"),
     ("reversed-range", "population/1/where/i_birth_date", {"between": [dt.date(1975, 12, 31), dt.date(1960, 1, 1)]}, "ends before it starts"),
     ("period-outside-data", "period", {"from": "2023-01", "to": "2024-06"}, "field period: individuals lacks 12 month(s) of 2023-01:2024-06"),
     ("period-reversed", "period", {"from": "2024-06", "to": "2024-01"}, "ends (2024-01) before it starts (2024-06)"),

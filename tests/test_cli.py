@@ -53,7 +53,7 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     assert (tmp_path / "landing" / "individuals" / "individuals_2024-02.csv").is_file()
     assert (tmp_path / "warehouse" / "benefits_in_kind" / "benefits_in_kind_2024-02.parquet").is_file()
     assert (tmp_path / "dictionary" / "html" / "index.html").is_file()
-    for project in ("P2026-001", "P2026-002"):
+    for project in ("P2026-001", "P2026-002", "P2026-003"):
         assert (tmp_path / "extracts" / f"{project}.duckdb").is_file()
         assert f"extracts/{project}.duckdb: " in result.stdout
     assert re.search(r"external_survey_2025: \d+ rows read, 2 invalid matricules \(rows \d+, \d+\), \d+ linked", result.stdout), result.stdout
@@ -62,7 +62,8 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     with DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
         runs = instance.get_runs()
         assert sorted(r.job_name for r in runs) == [
-            "project_build", "project_build", "publish_dictionary", "register_refresh", "register_refresh"
+            "output_release", "output_release", "project_build", "project_build", "project_build", "publish_dictionary",
+            "register_refresh", "register_refresh",
         ]
         assert all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         assert {r.tags.get("dagster/partition") for r in runs if r.job_name == "register_refresh"} == {"2024-01", "2024-02"}
@@ -167,10 +168,14 @@ def test_commands_leave_lmdp_home_private(tmp_path):
     home = tmp_path / "home"
     (home / "extracts").mkdir(parents=True)
     os.chmod(home / "extracts", 0o755)
-    result = lmdp(home, "sample-data", "--persons", "100", "--months", "2024-01:2024-01", UMASK="0022")
+    os.umask(0o022)  # the CLI inherits a permissive umask and must not keep it
+    result = lmdp(home, "sample-data", "--persons", "100", "--months", "2024-01:2024-01")
     assert result.returncode == 0, result.stderr
+    assert lmdp(home, "dictionary").returncode == 0, "a Dagster run: the instance's databases are created"
     assert stat.S_IMODE((home / "extracts").stat().st_mode) == 0o700, "an existing zone is tightened"
-    for path in [home / "landing", *(home / "landing").rglob("*"), *(home / "external").rglob("*")]:
+    created = [home / "landing", *(home / "landing").rglob("*"), *(home / "external").rglob("*"), *(home / "dagster").rglob("*")]
+    assert any(p.suffix == ".db" for p in created), "Dagster's SQLite databases were looked at"
+    for path in created:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 

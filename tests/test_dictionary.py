@@ -85,3 +85,14 @@ def test_a_real_folder_in_the_way_is_not_overwritten(tmp_path, contracts):
     with pytest.raises(FileExistsError, match="move it away"):
         publish(contracts, target)
     assert (target / "notes.txt").read_text() == "mine"
+
+
+def test_html_pages_escape_what_the_contracts_say(contracts_copy, tmp_path):
+    """A description is text, never markup: a contract edit cannot inject a script into the published pages."""
+    from lmdp_pipeline.contracts import load_contracts
+
+    path = contracts_copy / "individuals.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "description: Month the row describes.", "description: Month the row <script>alert(1)</script> describes."), encoding="utf-8")
+    text = page(publish(load_contracts(contracts_copy), tmp_path / "dictionary"), "individuals")
+    assert "<script>" not in text and "&lt;script&gt;" in text

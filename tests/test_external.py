@@ -182,6 +182,8 @@ BAD_FILES = {
                                            "column 'q_code' holds matricules of this file or of the population"),
     "near-unique-over-non-blank": (_add("q_code", lambda i, r: "" if i % 2 else f"R{i}"), {"q_code": "string"},
                                    "column 'q_code' has 11 distinct values in 11 non-blank rows"),
+    "employer-numbers-in-a-decimal": (_add("q_amount", lambda i, r: f"{19632000000 + i % 3}.5"), {"q_amount": "decimal"},
+                                      "column 'q_amount' holds runs of 8 or more digits (identifiers) in 3 distinct values"),
     "some-matricules-in-an-integer": (_add("q_ref", _others_matricule), {"q_ref": "integer"}, "column 'q_ref' holds runs of 8 or more digits"),
     "exact-income-as-decimal": (_add("q_income", lambda i, r: f"{123456 + 997 * i}.{i % 100:02d}"), {"q_income": "decimal"},
                                 "round or band it"),

@@ -81,6 +81,14 @@ def cell(column: str, row: int, value: str):
     return lambda path: set_value(path, column, row, value)
 
 
+def headerless_but(path, known: str) -> None:
+    """The header line replaced by the first data row, one field of which happens to be a column name."""
+    rows = rows_of(path)
+    first = rows[1][:]
+    first[rows[0].index(known)] = known
+    write_rows(path, [first] + rows[2:])
+
+
 def other_register(path):
     shutil.copyfile(path.parent.parent / "affiliation" / path.name.replace("individuals", "affiliation"), path)
 
@@ -88,7 +96,7 @@ def other_register(path):
 MALFORMED = [
     # (id, register, edit, column or None, words the message must contain)
     ("missing-column", "individuals", rows_edit(lambda r: [row[:3] + row[4:] for row in r]), "i_sex", "missing column"),
-    ("extra-column", "individuals", rows_edit(lambda r: [row + (["i_shoe_size"] if i == 0 else ["42"]) for i, row in enumerate(r)]), "i_shoe_size", "unexpected column"),
+    ("extra-column", "individuals", rows_edit(lambda r: [row + (["i_shoe_size"] if i == 0 else ["42"]) for i, row in enumerate(r)]), "#11", "unexpected column"),
     ("renamed-column", "individuals", text_edit("i_sex", "i_gender", 1), "i_sex", "missing column"),
     ("wrong-delimiter", "jobs", text_edit(",", ";"), None, "wrong delimiter"),
     ("latin-1", "individuals", bytes_edit(lambda b: b.decode("utf-8").encode("latin-1", errors="replace")), None, "not valid UTF-8"),
@@ -105,7 +113,10 @@ MALFORMED = [
     ("duplicate-key", "jobs", rows_edit(lambda r: r + [r[1]]), None, "unique key"),
     ("code-outside-list", "individuals", cell("i_citizenship", 7, "ZZ"), "i_citizenship", "code list countries"),
     ("broken-reference", "jobs", cell("j_employer", 2, other_employer_number()), "j_employer", "exists in enterprises"),
-    ("another-registers-file", "individuals", other_register, "a_matricule", "another register's file"),
+    ("another-registers-file", "individuals", other_register, None, "its columns start with a_, not 'i_': is this another register's file?"),
+    ("headerless", "individuals", bytes_edit(lambda b: b.split(b"\n", 1)[1]), None, "does the file lack its header line?"),
+    ("headerless-with-one-known-column", "jobs", lambda p: headerless_but(p, "j_month"), "j_matricule", "missing column"),
+    ("stray-carriage-return", "jobs", bytes_edit(lambda b: b.replace(b",permanent,", b",perma\rnent,", 1)), None, "carriage return inside the file"),
     ("huge-field", "individuals", cell("i_street", 3, "x" * 100_000), None, "line longer than"),
     ("out-of-range", "jobs", cell("j_hours", 4, "99.00"), "j_hours", "between 1 and 60"),
     ("required-missing", "individuals", cell("i_sex", 6, ""), "i_sex", "required"),
@@ -131,8 +142,8 @@ def test_malformed_delivery_is_refused_and_loses_nothing(paths, contracts, regis
     assert snapshot(paths.warehouse) == warehouse_before, "the last good state stays intact"
     report = refused.value.quarantine_report
     assert report and report.endswith("report.md")
-    text = open(report, encoding="utf-8").read()
-    for identifier in identifiers:  # no matricule in the message or the report
+    text = open(report, encoding="utf-8").read() + open(report.replace("report.md", "report.json"), encoding="utf-8").read()
+    for identifier in identifiers:  # no matricule in the message or the reports
         assert identifier not in message and identifier not in text
 
 
@@ -231,3 +242,21 @@ def test_a_reference_to_a_month_not_ingested_is_refused(paths, contracts):
 def test_a_missing_delivery_says_where_it_was_expected(paths, contracts):
     with pytest.raises(FileNotFoundError, match=r"no delivery for jobs 2024-09: expected .*jobs_2024-09\.csv"):
         ingest_delivery(paths, contracts, "jobs", "2024-09")
+
+
+def test_a_killed_ingestions_leftovers_are_removed_by_the_next_one_of_the_month(paths, contracts):
+    """A refresh killed with SIGKILL leaves identified data behind: the next ingestion of that month removes it."""
+    from lmdp_pipeline.ingest import ingest_label
+    from lmdp_pipeline.paths import spill_dir, warehouse_candidate
+
+    month, other = MONTHS[1], MONTHS[0]
+    candidate = warehouse_candidate(paths.warehouse, "jobs", month, "dead")
+    candidate.write_bytes(b"half a Parquet file of matricules")
+    spill = spill_dir(paths.warehouse, ingest_label("jobs", month), "dead")
+    spill.mkdir(parents=True)
+    kept = [warehouse_candidate(paths.warehouse, "jobs", other, "running"), spill_dir(paths.warehouse, ingest_label("jobs", other), "running")]
+    kept[0].write_bytes(b"another month's ingestion, running")
+    kept[1].mkdir(parents=True)
+    ingest_delivery(paths, contracts, "jobs", month)
+    assert not candidate.exists() and not spill.exists()
+    assert all(p.exists() for p in kept), "another month's files are not this ingestion's to remove"

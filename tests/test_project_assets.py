@@ -12,10 +12,12 @@ import secrets
 import shutil
 
 import dagster as dg
+import duckdb
 import pytest
 
 from assets import KeysResource, PlatformResource
 from assets.audit_log import AUDIT_LOG_KEY, recorded_head
+from assets.exports import EXPORT_KEYS
 from assets.projects import EXTERNAL_KEY, EXTRACT_KEY, PROJECTS, build_project_assets, build_run_config, build_selection, project_key
 from lmdp_pipeline.audit import AuditLog, verify
 from lmdp_pipeline.keys import KeyDestroyed, Keystore, MasterKey
@@ -94,7 +96,8 @@ def test_the_approval_sensor_only_decides(home):
         result = tick(project_approvals, instance, home)
         assert sorted(r.partition_key for r in result.run_requests) == EXAMPLES
         first = next(r for r in result.run_requests if r.partition_key == "P2026-001")
-        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY}
+        assert set(first.asset_selection) == {project_key("individuals"), project_key("jobs"), project_key("absences"), EXTERNAL_KEY, EXTRACT_KEY,
+                                              *EXPORT_KEYS}
         assert first.run_config == build_run_config(fingerprint(home, home.approvals / "P2026-001.yaml"), "sensor project_approvals")
         assert first.tags["lmdp/project"] == "P2026-001"
         assert sorted(result.dynamic_partitions_requests[0].partition_keys) == EXAMPLES
@@ -109,11 +112,11 @@ def test_a_sensor_requested_build_creates_the_key_publishes_and_audits_in_its_ru
         result = run_request(project_assets, home, instance, request)
         assert result.success
         assert [e["event"] for e in events(home, project="P2026-001")] == [
-            "build_requested", "key_created", "build_started", "risk_accepted", "build_published"]
+            "build_requested", "key_created", "build_started", "risk_accepted", "build_published", "exports_published"]
         assert events(home, "build_requested")[0]["requested_by"] == "sensor project_approvals"
         assert {e["run_id"] for e in events(home) if "run_id" in e} == {result.run_id}
         observed = [r.asset_observation.metadata["sequence"].value for r in instance.fetch_observations(AUDIT_LOG_KEY, limit=20).records]
-        assert sorted(observed) == [1, 2, 3, 4, 5], "each line's chain head is in the run's event log"
+        assert sorted(observed) == [1, 2, 3, 4, 5, 6], "each line's chain head is in the run's event log"
         assert verify(AuditLog(home.audit).path, recorded_head(instance)).ok
         access = json.loads(home.access_file("P2026-001").read_text())
         assert access["researchers"] == ["a.schmit", "j.ferreira"] and access["extract"] == "P2026-001.duckdb"
@@ -309,14 +312,15 @@ def test_an_approval_refused_for_missing_months_is_requested_again_when_they_arr
         assert not refused.success and "lacks 1 month(s) of 2024-01:2024-04: 2024-04" in failure_text(refused)
         assert events(home, "approval_refused", "P2026-002")
         assert tick(project_approvals, instance, home, first.cursor).run_requests == [], "nothing changed: not asked again"
-        for register in ("affiliation", "individuals", "cash_benefits", "benefits_in_kind"):
-            march = home.warehouse_file(register, "2024-03")
-            shutil.copy(march, march.with_name(f"{register}_2024-04.parquet"))
+        for register in ("affiliation", "individuals", "cash_benefits", "benefits_in_kind"):  # April arrives: March relabelled
+            month = contracts[register].delivery.month_column
+            duckdb.execute(f"COPY (SELECT * REPLACE ('2024-04' AS {month})"
+                           f" FROM '{home.warehouse_file(register, '2024-03')}') TO '{home.warehouse_file(register, '2024-04')}'")
         later = tick(project_approvals, instance, home, first.cursor)
         assert [r.partition_key for r in later.run_requests] == ["P2026-002"]
 
 
-def test_a_rolling_period_is_rebuilt_when_a_month_arrives(project_assets, home):
+def test_a_rolling_period_is_rebuilt_when_a_month_arrives(project_assets, home, contracts):
     path = home.approvals / "P2026-002.yaml"
     path.write_text(path.read_text().replace("to: 2024-03", "to: latest"))
     with dg.instance_for_test() as instance:
@@ -325,9 +329,10 @@ def test_a_rolling_period_is_rebuilt_when_a_month_arrives(project_assets, home):
         instance.add_dynamic_partitions(PROJECTS.name, ["P2026-002"])
         assert run_request(project_assets, home, instance, request).success
         assert tick(project_approvals, instance, home, first.cursor).run_requests == []
-        for register in ("affiliation", "individuals", "cash_benefits", "benefits_in_kind"):
-            march = home.warehouse_file(register, "2024-03")
-            shutil.copy(march, march.with_name(f"{register}_2024-04.parquet"))
+        for register in ("affiliation", "individuals", "cash_benefits", "benefits_in_kind"):  # April arrives: March relabelled
+            month = contracts[register].delivery.month_column
+            duckdb.execute(f"COPY (SELECT * REPLACE ('2024-04' AS {month})"
+                           f" FROM '{home.warehouse_file(register, '2024-03')}') TO '{home.warehouse_file(register, '2024-04')}'")
         [again] = tick(project_approvals, instance, home, first.cursor).run_requests
         assert again.partition_key == "P2026-002"
         result = run_request(project_assets, home, instance, again)

@@ -158,3 +158,58 @@ def test_schedule_refreshes_the_previous_month_in_luxembourg_time():
     assert request.partition_key == "2026-11"
     assert schedule.execution_timezone == "Europe/Luxembourg"
     assert schedule.job_name == "register_refresh"
+
+
+def test_a_headerless_delivery_leaves_no_identifier_in_dagster_storage_or_reports(register_assets, home, tmp_path):
+    """The first data row read as a header would echo a matricule into the failure, the reports and Dagster's databases."""
+    paths = PlatformPaths(home)
+    delivery = paths.delivery_file("individuals", MONTHS[0])
+    lines = delivery.read_text().splitlines()
+    identifiers = {line.split(",")[0] for line in lines[1:]}
+    names = {line.split(",")[-4] for line in lines[1:]}  # the direct identifiers come last: a family name among them
+    delivery.write_text("\n".join(lines[1:]) + "\n")
+    storage = tmp_path / "dagster"
+    storage.mkdir()
+    with dg.instance_for_test(temp_dir=str(storage)) as instance:
+        result = run_month(register_assets, home, MONTHS[0], instance)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        assert "does the file lack its header line?" in failure.step_failure_data.user_failure_data.description
+    stored = b"".join(p.read_bytes() for p in storage.rglob("*") if p.is_file())
+    stored += b"".join(p.read_bytes() for p in paths.quarantine.rglob("report.*"))
+    stored += paths.audit.joinpath("audit.jsonl").read_bytes()
+    assert stored and not [i for i in identifiers | names if i.encode() in stored]
+
+
+def test_deliveries_are_audited_by_their_runs_with_the_chain_head_in_the_event_log(register_assets, home):
+    from assets.audit_log import recorded_head
+    from lmdp_pipeline.audit import AuditLog, verify
+
+    paths = PlatformPaths(home)
+    delivery = paths.delivery_file("enterprises", MONTHS[0])
+    delivery.write_text(delivery.read_text().replace(",sarl,", ",gmbh,", 1))
+    with dg.instance_for_test() as instance:
+        result = run_month(register_assets, home, MONTHS[0], instance)
+        entries = AuditLog(paths.audit).entries()
+        refused = [e for e in entries if e["event"] == "delivery_refused"]
+        accepted = [e for e in entries if e["event"] == "delivery_accepted"]
+        assert [(e["register"], e["month"]) for e in refused] == [("enterprises", MONTHS[0])]
+        assert refused[0]["sha256"] == __import__("hashlib").sha256(delivery.read_bytes()).hexdigest()
+        assert {"individuals", "family_links"} == {e["register"] for e in accepted} and accepted[0]["rows"] > 0
+        assert {e["run_id"] for e in entries} == {result.run_id}
+        assert verify(AuditLog(paths.audit).path, recorded_head(instance)).ok
+
+
+def test_warehouse_and_quarantine_files_are_private(register_assets, home, permissive_umask):
+    import stat
+
+    paths = PlatformPaths(home)
+    delivery = paths.delivery_file("enterprises", MONTHS[1])
+    delivery.write_text(delivery.read_text().replace(",sarl,", ",gmbh,", 1))
+    with dg.instance_for_test() as instance:
+        run_month(register_assets, home, MONTHS[0], instance)
+        run_month(register_assets, home, MONTHS[1], instance)
+    files = [p for zone in (paths.warehouse, paths.quarantine) for p in zone.rglob("*")]
+    assert any(p.suffix == ".parquet" for p in files) and any(p.name == "report.md" for p in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

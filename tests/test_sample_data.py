@@ -187,7 +187,7 @@ def test_generation_is_deterministic(tmp_path, contracts):
     second = generate(tmp_path / "b", persons=300, period="2024-01:2024-03", seed=3, contracts=contracts)
     other = generate(tmp_path / "c", persons=300, period="2024-01:2024-03", seed=4, contracts=contracts)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert len(files) == 9 * 3 + 4
+    assert len(files) == 9 * 3 + 4 + 3  # deliveries; three approvals and the survey; output requests and the attached model
     _, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", [str(f) for f in files], shallow=False)
     assert mismatch == [] and errors == []
     assert first.rows == second.rows

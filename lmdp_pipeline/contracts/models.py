@@ -47,7 +47,7 @@ class VariableType(StrEnum):
 
 
 class IdentifierFormat(StrEnum):
-    """Formats with a check beyond a pattern; ``matricule`` is SPEC section 3's rule."""
+    """Formats with a check beyond a pattern: a matricule is a birth date, 3 sequence digits, a Luhn and a Verhoeff digit."""
 
     matricule = "matricule"
     employer_number = "employer_number"
@@ -58,7 +58,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# "register" is the contract's own word (SPEC section 3); pydantic only warns that the
+# "register" is the contract's own word; pydantic only warns that the
 # name is also an attribute of its base class.
 warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 

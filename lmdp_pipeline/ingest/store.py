@@ -18,12 +18,11 @@ from pathlib import Path
 import duckdb
 
 from ..contracts import Contract
-from ..paths import warehouse_file
+from ..files import private_dir, write_private_text
+from ..paths import PRIVATE_FILE, warehouse_candidate, warehouse_file
 from ..sql import quote_identifier, quote_literal
 from .report import ValidationReport
 
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 
 
 def previous_month(month: str) -> str:
@@ -45,8 +44,8 @@ def write_candidate(con: duckdb.DuckDBPyConnection, contract: Contract, warehous
     key-value metadata, so an extract can record its inputs without re-hashing them.
     """
     target = warehouse_file(warehouse, contract.register, month)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    partial = target.with_name(f".{target.stem}.{uuid.uuid4().hex}.partial")
+    private_dir(target.parent)
+    partial = warehouse_candidate(warehouse, contract.register, month, uuid.uuid4().hex)
     columns = ", ".join(quote_identifier(v.name) for v in contract.variables)
     try:
         con.execute(
@@ -72,13 +71,13 @@ def quarantine(delivery: Path, report: ValidationReport, quarantine_dir: Path) -
     name = f"{delivery.stem}_{report.sha256[:12]}" if report.sha256 else delivery.stem
     final = quarantine_dir / report.register / name
     staging = final.with_name(f".{name}.{uuid.uuid4().hex}")
-    staging.mkdir(parents=True, mode=PRIVATE_DIR)
+    private_dir(staging)
     try:
         if delivery.exists():
             shutil.copyfile(delivery, staging / delivery.name)
             os.chmod(staging / delivery.name, PRIVATE_FILE)
-        (staging / "report.md").write_text(report.to_markdown(), encoding="utf-8")
-        (staging / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        write_private_text(staging / "report.md", report.to_markdown())
+        write_private_text(staging / "report.json", json.dumps(report.to_dict(), indent=2, default=str))
         if final.exists():
             shutil.rmtree(final)  # the same file refused again: keep one copy
         os.replace(staging, final)

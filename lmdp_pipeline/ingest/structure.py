@@ -43,8 +43,21 @@ def _finding(rule: str, hint: str, column: str | None = None, rows: int = 0) -> 
     return Finding(Check.structure, rule, column, rows, hint=hint)
 
 
-def read_header(path: Path, contract: Contract) -> tuple[Header | None, list[Finding]]:
-    """Check the first line against the contract; return the columns in file order."""
+def _field(columns: list[str], index: int, known: set[str]) -> str:
+    """How a report names header field ``index``: by name when it is a column of a contract, else by position (#3).
+
+    A file that lacks its header line has a data row in its first line: its fields
+    (a matricule, a name) must never reach a report, a log or Dagster's storage.
+    """
+    return columns[index] if columns[index] in known else f"#{index + 1}"
+
+
+def read_header(path: Path, contract: Contract, known: set[str]) -> tuple[Header | None, list[Finding]]:
+    """Check the first line against the contract; return the columns in file order.
+
+    ``known``: every column name of every register's contract; only those are ever
+    named in a finding.
+    """
     with path.open("rb") as handle:
         head = handle.read(MAX_LINE_BYTES + 2)
     if not head:
@@ -67,47 +80,61 @@ def read_header(path: Path, contract: Contract) -> tuple[Header | None, list[Fin
         found = next((d for d in ";\t|" if d in text), None)
         hint = f"the header is split by {found!r}, the contract's delimiter is {delimiter!r}" if found else "the header has a single column"
         return None, [_finding("wrong delimiter", hint)]
-    if not any(c.startswith(contract.prefix) for c in columns):
-        prefixes = sorted({c.split("_", 1)[0] + "_" for c in columns if "_" in c})
-        hint = f"no column starts with {contract.prefix!r} but with {', '.join(prefixes) or 'nothing known'}: is this another register's file?"
-        return None, [_finding("not this register's columns", hint, columns[0][:64])]
+    if not any(c in expected for c in columns):
+        others = sorted({c.split("_", 1)[0] + "_" for c in columns if c in known})
+        hint = (f"its columns start with {', '.join(others)}, not {contract.prefix!r}: is this another register's file?" if others
+                else "the first line names no column of any contract: does the file lack its header line? "
+                     "(its fields are not shown: they may be data)")
+        return None, [_finding("not this register's columns", hint)]
     findings = []
-    duplicates = sorted({c for c in columns if columns.count(c) > 1})
-    for column in duplicates:
-        findings.append(_finding("duplicate column", "the header names this column twice", column))
+    for index in sorted({columns.index(c) for c in columns if columns.count(c) > 1}):
+        findings.append(_finding("duplicate column", "the header names this column twice", _field(columns, index, known)))
     for column in (c for c in expected if c not in columns):
         findings.append(_finding("missing column", "the contract requires this column; was it renamed?", column))
-    unknown = [c for c in columns if c not in expected]
-    for column in unknown:
-        findings.append(_finding("unexpected column", "not in the contract; the source must agree a contract change first", column[:64]))
+    for index, column in enumerate(columns):
+        if column not in expected:
+            findings.append(_finding("unexpected column", "not in the contract (a field that is no column name is shown by "
+                                     "position); the source must agree a contract change first", _field(columns, index, known)))
     return (None, findings) if findings else (Header(columns), [])
 
 
 def fingerprint(path: Path) -> tuple[str, list[Finding]]:
-    """One pass over the bytes: the file's sha256, and whether every byte is UTF-8.
+    """One pass over the bytes: the file's sha256, whether every byte is UTF-8, and stray carriage returns.
 
     DuckDB only decodes the columns a query reads, so encoding is checked here, for all
-    of them; the first offending line is reported. Memory stays flat.
+    of them; the first offending line is reported. A carriage return inside a line
+    stops DuckDB's strict CSV reader with no line number, so they are found here with
+    theirs. Memory stays flat.
     """
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines_before = 0
     problem: list[Finding] = []
+    returns: list[int] = []  # data-row numbers of lines holding a CR
+    return_count = 0
     for block in read_blocks(path):
         digest.update(block)
-        if problem:
-            continue
-        try:
-            decoder.decode(block)
-        except UnicodeDecodeError as error:
-            line = lines_before + block.count(b"\n", 0, error.start) + 1
-            problem = [Finding(Check.structure, "not valid UTF-8", None, 1, (line - 1,), hint=REJECT_RULES["INVALID ENCODING"][1])]
+        position = block.find(b"\r")
+        while position != -1:
+            return_count += 1
+            if len(returns) < MAX_ROWS_SHOWN:
+                returns.append(lines_before + block.count(b"\n", 0, position))
+            position = block.find(b"\r", position + 1)
+        if not problem:
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                line = lines_before + block.count(b"\n", 0, error.start) + 1
+                problem = [Finding(Check.structure, "not valid UTF-8", None, 1, (line - 1,), hint=REJECT_RULES["INVALID ENCODING"][1])]
         lines_before += block.count(b"\n")
     if not problem:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             problem = [Finding(Check.structure, "not valid UTF-8", None, 1, (lines_before,), hint="the file ends inside a character")]
+    if return_count:
+        problem.append(Finding(Check.structure, "carriage return inside the file", None, return_count, tuple(returns),
+                               hint="lines end with LF only and values hold no CR; the file was probably edited on Windows"))
     return digest.hexdigest(), problem
 
 

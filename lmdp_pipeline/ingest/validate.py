@@ -9,19 +9,22 @@ numbers are read back from GX results, never the values.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..contracts import Contract
 from ..sql import quote_identifier as q
 from .report import MAX_ROWS_SHOWN, Check, Finding, Severity
 from .staging import ROW, RowRule, flag_word
 from .suite import build_suite, build_volume_suite, columns_validated, import_gx
+
+if TYPE_CHECKING:  # pandas and pyarrow are imported when a delivery is validated, not by every `lmdp build`
+    import pandas as pd
+    import pyarrow as pa
 
 CHUNK_ROWS = 1_000_000
 RESULT_FORMAT = {
@@ -48,15 +51,25 @@ class _Tally:
         return Finding(Check(m["check"]), m["rule"], m["column"], self.rows, tuple(sorted(self.first_rows)), Severity(m["severity"]), m["hint"])
 
 
+@functools.cache
+def _batch_definition():
+    """One ephemeral GX context per process, with a pandas data source and its whole-frame batch.
+
+    Making one costs about 70 ms (GX saves its settings as it goes); a run validates nine
+    deliveries, and every delivery's frame is handed over as a batch parameter anyway.
+    """
+    gx = import_gx()
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    asset = context.data_sources.add_pandas("delivery").add_dataframe_asset("frame")
+    return asset.add_batch_definition_whole_dataframe("whole")
+
+
 class _Validator:
-    """One ephemeral GX context per delivery: a pandas data source and its whole-frame batch."""
+    """The findings of one delivery's validations, tallied across its chunks."""
 
     def __init__(self) -> None:
-        gx = import_gx()
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = {"globally": False}
-        asset = self.context.data_sources.add_pandas("delivery").add_dataframe_asset("frame")
-        self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+        self.batch_definition = _batch_definition()
         self.tallies: dict[tuple, _Tally] = {}
 
     def run(self, suite, frame: pd.DataFrame) -> None:
@@ -99,6 +112,8 @@ def _frame_query(contract: Contract, rules: list[RowRule]) -> str:
 def _chunks(reader: pa.RecordBatchReader):
     """Tables of about CHUNK_ROWS rows: DuckDB hands out ~120,000-row batches, and each GX
     validation has a fixed cost of tens of milliseconds, so batches are gathered first."""
+    import pyarrow as pa
+
     pending, size = [], 0
     for batch in reader:
         pending.append(batch)
@@ -112,6 +127,9 @@ def _chunks(reader: pa.RecordBatchReader):
 
 def _frame(chunk: pa.Table, coded: set[str]) -> pd.DataFrame:
     """Pandas frame for GX; coded columns as categoricals, which halves the cost of their in-set checks."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     columns = [pc.dictionary_encode(chunk[name]) if name in coded else chunk[name] for name in chunk.column_names]
     return pa.table(columns, names=chunk.column_names).to_pandas()
 
@@ -120,6 +138,8 @@ def validate_staged(
     con: duckdb.DuckDBPyConnection, contract: Contract, rules: list[RowRule], month: str, previous_rows: int
 ) -> tuple[int, list[Finding]]:
     """Validate table ``staged``; return its row count and the findings."""
+    import pandas as pd
+
     validator = _Validator()
     suite = build_suite(contract, month, rules)
     coded = {v.name for v in contract.variables if v.codes is not None} | {contract.delivery.month_column}

@@ -45,6 +45,13 @@ from .pseudonyms import build_map
 from .scope import period_parameters, population_sql, register_rows_sql
 
 POPULATION_MAP = "population_map"
+STORAGE_VERSION = "v1.4.0"
+"""The DuckDB storage format extracts are written in, set explicitly: DuckDB 1.4 and newer open them.
+
+DuckDB 2 writes its own, newer format by default, which DuckDB 1.x cannot open, and
+researchers' clients (the R package in particular) often lag the Python one. Moving
+this forward drops older clients: say so in docs/researchers-guide.md.
+"""
 
 
 @dataclass
@@ -93,7 +100,8 @@ class CandidateExtract:
     refused check) deletes the candidate, so the previous extract stays as it was.
     The build's temporary tables hold matricules (population, maps, selected rows); if
     DuckDB spills them to disk, it does so in ``spill`` (a ``spill.spill_folder`` of the
-    identified zone), never beside the extracts, which is DuckDB's default.
+    identified zone), never beside the extracts, which is DuckDB's default. The file is
+    written in ``STORAGE_VERSION``.
     """
 
     def __init__(self, paths: PlatformPaths, project: str, spill: Path):
@@ -111,7 +119,7 @@ class CandidateExtract:
         os.chmod(self.path.parent, PRIVATE_DIR)
         # DuckDB creates the file and, later, its WAL with the process umask: private, for both
         os.umask(PRIVATE_UMASK)
-        self.con = connect(self.spill, str(self.path))
+        self.con = connect(self.spill, str(self.path), storage_compatibility_version=STORAGE_VERSION)
         os.chmod(self.path, PRIVATE_FILE)
         return self
 

@@ -1,7 +1,7 @@
 """The extract documents itself: ``_manifest``, ``_inputs``, ``_dictionary`` and ``_lineage``.
 
 - ``_manifest``: project, approval, people (reviewers, researchers), period and the
-  months each table holds, build time, code and contract versions, Dagster run id, key
+  months each table holds, build time, code, storage and contract versions, Dagster run id, key
   id (never the key), row counts and grains, external files and their linkage.
 - ``_inputs``: every file read (warehouse months with the sha256 of the delivery they
   came from, external files with their own) and its row count.
@@ -50,6 +50,12 @@ def months_per_table(con: duckdb.DuckDBPyConnection, plan: Plan, tables: list) -
     return held
 
 
+def storage_version(con: duckdb.DuckDBPyConnection) -> str:
+    """The DuckDB storage format of the file being written, as DuckDB reports it (``v1.4.0+``: DuckDB 1.4 or newer opens it)."""
+    (tags,) = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return tags["storage_version"]
+
+
 def write_documentation(con, plan: Plan, key: ProjectKey, tables: list, externals: list, provenance: dict, paths: PlatformPaths) -> None:
     approval, contracts = plan.approval, plan.contracts
     manifest = {
@@ -65,6 +71,7 @@ def write_documentation(con, plan: Plan, key: ProjectKey, tables: list, external
         "expires_on": str(approval.expires_on),
         "build_time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "code_version": __version__,
+        "storage_version": storage_version(con),
         "key_id": key.key_id,
         "row_order": "by pseudonym (person_id or employer_id), then every other column: a random order for each project",
         "contract_versions": json.dumps({t.name: contracts[t.name].version for t in tables if t.name in contracts.registers}),

@@ -123,11 +123,6 @@ class _Loaded:
     header: list[str]  # the file's header fields, as read (shown only when declared)
     positions: dict[str, str]  # declared name (and id column) -> internal column name
 
-    def field(self, index: int) -> str:
-        """How a message names header field ``index``: by name when declared, else by position."""
-        name = self.header[index]
-        return repr(name) if name in self.positions else f"column {index + 1}"
-
 
 def _load(con: duckdb.DuckDBPyConnection, path: Path, table: str, dataset: ExternalDataset) -> _Loaded:
     """The file as a temporary table of text columns ``c1..cn`` plus its data-row number."""

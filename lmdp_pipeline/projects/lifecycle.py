@@ -40,7 +40,7 @@ from ..audit import AuditLog
 from ..contracts import ContractSet
 from ..files import cached_sha256, write_private
 from ..keys import KeyFolder, KeyNotFound, Keystore, KeystoreError, ProjectKey
-from ..locks import project_lock
+from ..locks import held
 from ..paths import InvalidProjectId, PlatformPaths, project_id, spill_leftovers
 from ..risk.report import headline
 from .approval import Approval, ApprovalError, parse_approval
@@ -230,7 +230,7 @@ def build_project(
     today = today or dt.date.today()
     audit.record("build_requested", project=project, requested_by=requested_by, fingerprint=expected_fingerprint or None, run_id=run_id)
     try:
-        with project_lock(paths.project_lock(project), f"build of {project}", on_wait=on_wait):
+        with held(paths.project_lock(project), f"build of {project}", on_wait=on_wait):
             return _build_locked(paths, contracts, keystore, project, audit, expected_fingerprint, run_id, built_before, today)
     except (ApprovalError, BuildRefused, ExtractRefused, ExternalDataRefused, KeystoreError) as refused:
         audit.record("build_refused", project=project, reason=str(refused)[:2000], run_id=run_id,
@@ -267,6 +267,7 @@ def _build_locked(paths, contracts, keystore, project, audit, expected_fingerpri
             raise BuildRefused(f"the approval of {project} became unreadable or was withdrawn while its build ran; nothing published") from None
         if is_retired(current, today) or fingerprint(paths, path) != checked.fingerprint:
             raise BuildRefused(f"the approval of {project} changed while its build ran; nothing published (the new one is built next)")
+        write_access(paths, checked.approval, key)  # the current approval's accounts, published with its extract
 
     provenance = {"approval_file": path.name, "approval_sha256": checked.sha256, "dagster_run_id": run_id}
     def before_publish(risk) -> None:
@@ -278,7 +279,6 @@ def _build_locked(paths, contracts, keystore, project, audit, expected_fingerpri
                          compensating_measures=acceptance.compensating_measures, accepted_by=acceptance.accepted_by, run_id=run_id)
 
     result = build_extract(checked.plan, paths, key, provenance, before_publish=before_publish)
-    write_access(paths, checked.approval, key)
     audit.record("build_published", project=project, extract=result.path.name, key_id=key.key_id, rows=result.rows,
                  persons=result.persons, checks={c.name: c.passed for c in result.checks}, run_id=run_id)
     return checked, result
@@ -308,7 +308,7 @@ def retire_project(
     """Retire a project: delete what was published; with ``destroy_key``, tombstone and destroy its key. Idempotent."""
     project = project_id(project)
     try:
-        with project_lock(paths.project_lock(project), f"retirement of {project}", on_wait=on_wait):
+        with held(paths.project_lock(project), f"retirement of {project}", on_wait=on_wait):
             return _retire_locked(paths, project, reason, destroy_key, audit, run_id)
     except BaseException as error:
         audit.record("retirement_failed", project=project, reason=reason, error=f"{error.__class__.__name__}: {str(error)[:500]}",
@@ -328,6 +328,33 @@ def _retire_locked(paths: PlatformPaths, project: str, reason: str, destroy_key:
         audit.record("extract_deleted", project=project, files=removed, reason=reason, run_id=run_id)
     return audit.record("project_retired", project=project, reason=reason, files_deleted=removed,
                         key_destroyed=destroy_key, key_id=key_id, run_id=run_id)
+
+
+@dataclass(frozen=True)
+class ApprovalFile:
+    """One file of approvals/: its project (None when the name is no project id) and its approval (None when unreadable)."""
+
+    path: Path
+    project: str | None
+    approval: Approval | None
+    problem: str | None
+
+
+def approval_files(paths: PlatformPaths) -> list[ApprovalFile]:
+    """Every file in approvals/, read; what could not be read says why (it authorises nothing)."""
+    found = []
+    for path in paths.approval_files():
+        try:
+            project = project_id(path.stem)
+        except InvalidProjectId:
+            found.append(ApprovalFile(path, None, None, f"{path.name}: not named after a project id "
+                                      "([A-Z0-9][A-Z0-9-]{2,31}.yaml); it authorises nothing"))
+            continue
+        try:
+            found.append(ApprovalFile(path, project, parse_approval(path), None))
+        except ApprovalError as error:
+            found.append(ApprovalFile(path, project, None, f"{path.name}: unreadable, so it authorises nothing: {error.problems[0]}"))
+    return found
 
 
 @dataclass(frozen=True)
@@ -354,19 +381,9 @@ def decide_retirements(paths: PlatformPaths, today: dt.date) -> tuple[list[Retir
     retired (key destroyed) until its tombstone stands and nothing is left published.
     """
     folder = KeyFolder(paths.keys)
-    problems: list[str] = []
-    approvals: dict[str, Approval | None] = {}
-    for path in paths.approval_files():
-        try:
-            project = project_id(path.stem)
-        except InvalidProjectId:
-            problems.append(f"{path.name}: not named after a project id; it authorises nothing")
-            continue
-        try:
-            approvals[project] = parse_approval(path)
-        except ApprovalError as error:
-            approvals[project] = None
-            problems.append(f"{path.name}: unreadable, so it authorises nothing: {error.problems[0]}")
+    read = approval_files(paths)
+    problems = [f.problem for f in read if f.problem]
+    approvals = {f.project: f.approval for f in read if f.project is not None}
     projects = sorted(set(approvals) | set(paths.extracted_projects()) | set(folder.projects()))
     decisions = []
     for project in projects:

@@ -3,7 +3,7 @@
 Column names come from the contracts (checked by ``rules.check_approval`` and
 quoted); every value from an approval is bound as a statement parameter, so no text of
 a spec ever becomes SQL. The population is the persons with at least one row in the
-period matching every condition of a block, in every block (SPEC section 4).
+period matching every condition of a block, in every block.
 """
 
 from __future__ import annotations
@@ -37,18 +37,23 @@ def _coerce(variable: Variable, value: Any) -> Any:
     return str(value)
 
 
-def _condition_sql(variable: Variable, condition: Condition, name: str, params: dict[str, Any]) -> str:
-    column = q(variable.name)
-    values = [_coerce(variable, v) for v in condition.values]
-    if condition.operator in ("in", "not_in"):
+def condition_sql(expression: str, operator: str, values: list[Any], name: str, params: dict[str, Any]) -> str:
+    """One condition (in, not_in, between, eq; not_null) on ``expression`` as SQL; its values become parameters named after ``name``."""
+    if operator == "not_null":
+        return f"{expression} IS NOT NULL"
+    if operator in ("in", "not_in"):
         params[name] = values
-        test = f"list_contains(${name}, {column})"
-        return test if condition.operator == "in" else f"NOT {test}"
-    if condition.operator == "between":
+        test = f"list_contains(${name}, {expression})"
+        return test if operator == "in" else f"NOT {test}"
+    if operator == "between":
         params[f"{name}_low"], params[f"{name}_high"] = values
-        return f"{column} BETWEEN ${name}_low AND ${name}_high"
+        return f"{expression} BETWEEN ${name}_low AND ${name}_high"
     params[name] = values[0]
-    return f"{column} = ${name}"
+    return f"{expression} = ${name}"
+
+
+def _condition_sql(variable: Variable, condition: Condition, name: str, params: dict[str, Any]) -> str:
+    return condition_sql(q(variable.name), condition.operator, [_coerce(variable, v) for v in condition.values], name, params)
 
 
 def _period_sql(contract: Contract) -> str:

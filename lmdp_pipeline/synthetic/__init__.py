@@ -2,7 +2,8 @@
 
 ``generate`` draws one population and writes, for every month of the period, one CSV
 per register under ``landing/`` exactly as the source agency would send it, direct
-identifiers included, plus two example approvals and one external researcher file.
+identifiers included, plus two example approvals, one external researcher file and two
+output requests.
 """
 
 from __future__ import annotations
@@ -10,14 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from ..contracts import ContractSet, load_contracts
-from .examples import write_approvals, write_survey
-from .monthly import REGISTER_BUILDERS, Month
+from ..paths import PlatformPaths
 from ..period import Period
-from .population import draw_population
-from .writer import write_delivery
 
 DEFAULT_PERSONS = 5_000
 DEFAULT_MONTHS = "2023-01:2024-12"
@@ -32,6 +28,7 @@ class SampleData:
     rows: dict[str, dict[str, int]] = field(default_factory=dict)  # register -> month -> rows
     approvals: list[Path] = field(default_factory=list)
     external: list[Path] = field(default_factory=list)
+    requests: list[Path] = field(default_factory=list)
 
 
 def generate(
@@ -41,7 +38,16 @@ def generate(
     seed: int = DEFAULT_SEED,
     contracts: ContractSet | None = None,
 ) -> SampleData:
-    """Write deliveries to ``home/landing``, approvals to ``home/approvals``, external data to ``home/external``."""
+    """Write deliveries to ``home/landing``, approvals to ``home/approvals``, external data to ``home/external``,
+    output requests to ``home/outputs``."""
+    # imported here: numpy, pandas and pyarrow cost a second at the start of every `lmdp` command otherwise
+    import duckdb
+
+    from .examples import write_approvals, write_requests, write_survey
+    from .monthly import REGISTER_BUILDERS, Month
+    from .population import draw_population
+    from .writer import write_delivery
+
     period = Period.parse(period) if isinstance(period, str) else period
     contracts = contracts or load_contracts()
     population = draw_population(contracts, period, persons, seed)
@@ -58,4 +64,5 @@ def generate(
         con.close()
     result.approvals = write_approvals(home / "approvals", period)
     result.external = [write_survey(home / "external", population, seed)]
+    result.requests = write_requests(PlatformPaths(home), period)
     return result

@@ -1,12 +1,14 @@
-"""The three example approvals and the researchers' external file that come with sample data.
+"""The three example approvals, the researchers' external file and two output requests that come with sample data.
 
 They are written against the generated period so that ``lmdp demo`` can build every
-project straight away. They show the three outcomes of the re-identification risk
-measure (docs/disclosure-risk.md) on a synthetic register of a few thousand persons:
-P2026-003 asks for little and meets the disclosure policy; P2026-001 (canton,
-occupation, a survey's working hours) and P2026-002 (citizenship by country) do not,
-their previews propose coarser levels, and their approvals accept the risk with
-compensating measures, so they build with a warning.
+project straight away. They show the outcomes of the re-identification risk measure
+(docs/disclosure-risk.md) on a synthetic register of a few thousand persons: P2026-003
+asks for little and meets the disclosure policy; P2026-001 (canton, occupation, a
+survey's working hours) and P2026-002 (citizenship by country) do not, their previews
+propose coarser levels, and their approvals accept the risk with compensating measures,
+so they build with a warning. The demo then decides on the requests: one asks for tables
+only (it is released), the other attaches a model's results (it goes to an output
+checker). Their formats are described in docs/projects.md and docs/output-checking.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import yaml
 
 from ..matricule import LENGTH
+from ..paths import PlatformPaths
 from ..period import Period
 from .population import Population
 
@@ -153,3 +156,71 @@ def write_survey(directory: Path, pop: Population, seed: int) -> Path:
     lines = ["matricule,q_health,q_hours"] + [f"{i},{h},{w}" for i, h, w in zip(ids, health, hours)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+TABLES_REQUEST = "absences-and-survey"
+MODEL_REQUEST = "return-to-work-model"
+MODEL_FILE = "return_to_work_logit.txt"
+
+
+def example_requests(period: Period) -> dict[str, dict]:
+    """Output requests of project P2026-001: tables only, and a model with a table."""
+    last = str(period.last)
+    return {
+        TABLES_REQUEST: {
+            "project": SURVEY_PROJECT,
+            "requester": "a.schmit",
+            "title": "Sickness absences and self-rated health",
+            "tables": {
+                "absences_by_reason_and_sex": {
+                    "from": "absences", "with_individuals": True, "rows": "ab_reason", "columns": "i_sex", "statistic": "count",
+                },
+                "persons_by_canton": {
+                    "from": "individuals", "rows": "i_residence", "statistic": "count", "filter": {"i_month": {"eq": last}},
+                },
+                "hours_by_health": {"from": "external_survey_2025", "rows": "q_health", "statistic": "mean", "value": "q_hours"},
+            },
+        },
+        MODEL_REQUEST: {
+            "project": SURVEY_PROJECT,
+            "requester": "j.ferreira",
+            "title": "Return to work: logistic model",
+            "tables": {
+                "jobs_by_occupation": {
+                    "from": "jobs", "rows": "j_isco", "statistic": "count", "filter": {"j_month": {"eq": last}},
+                },
+            },
+            "attachments": {
+                MODEL_FILE: {
+                    "kind": "model",
+                    "description": "Logistic regression of return to work on age band, sex and self-rated health.",
+                    "residual_dof": 412,
+                },
+            },
+        },
+    }
+
+
+MODEL_RESULTS = """Logit regression: return to work within 6 months of a long sickness absence
+Dependent variable: returned (0/1)          Residual degrees of freedom: 412
+
+                     coef    std err        z    P>|z|
+intercept          0.8412     0.2105    3.996    0.000
+age 55 and over   -0.6120     0.1873   -3.268    0.001
+female            -0.1544     0.1512   -1.021    0.307
+health good        0.5231     0.1690    3.095    0.002
+"""
+
+
+def write_requests(paths: PlatformPaths, period: Period) -> list[Path]:
+    """The example requests in ``outputs/P2026-001/requests/``, with the model's results beside the second."""
+    written = []
+    for request, content in example_requests(period).items():
+        path = paths.output_request_file(SURVEY_PROJECT, request)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(content, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        written.append(path)
+    attached = paths.output_attachments_dir(SURVEY_PROJECT, MODEL_REQUEST) / MODEL_FILE
+    attached.parent.mkdir(parents=True, exist_ok=True)
+    attached.write_text(MODEL_RESULTS, encoding="utf-8")
+    return written + [attached]

@@ -1,0 +1,229 @@
+"""End-to-end cases: ``lmdp refresh`` and ``lmdp build`` as a user runs them, against bare DuckDB copies.
+
+Every case is a whole process, timed from outside (interpreter start, imports, Dagster
+runs on a fresh SQLite instance, everything a user waits for), on 200,000 persons over
+the twelve months of 2024, generated once under ``bench_out/e2e/``:
+
+- ``refresh``: ``lmdp refresh`` of every month into an empty warehouse, against one
+  ``python`` process copying the same 108 CSV files to Parquet with DuckDB;
+- ``build``: ``lmdp build P2026-001`` (the sample approval: a cohort of employees born
+  1960-1975, individuals, jobs and absences over twelve months, and a survey), against
+  one ``python`` process copying the same rows of the same warehouse into a DuckDB file.
+
+Run one case: ``python -m benchmarks.end_to_end CASE`` prints the JSON line
+``benchmarks.cases`` prints (seconds, peak memory of the largest process, rows).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lmdp_pipeline.paths import PROJECT_ROOT
+
+PERSONS = 200_000
+MONTHS = "2024-01:2024-12"
+PROJECT = "P2026-001"
+ROOT = PROJECT_ROOT / "bench_out" / "e2e"
+SOURCE = ROOT / "source"
+BUILD_HOME = ROOT / "build-home"
+LMDP = str(Path(sys.executable).parent / "lmdp")
+
+
+def _env(home: Path) -> dict:
+    env = os.environ | {"LMDP_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+                        "LMDP_MASTER_KEY_FILE": str(ROOT / "master-key.b64")}
+    env.pop("LMDP_MASTER_KEY", None)
+    return env
+
+
+def _fresh_home(home: Path) -> None:
+    """A home holding the source's deliveries (hard links), approvals and external files, nothing else."""
+    shutil.rmtree(home, ignore_errors=True)
+    for source in sorted((SOURCE / "landing").glob("*/*.csv")):
+        target = home / "landing" / source.parent.name / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+    for zone in ("approvals", "external"):
+        shutil.copytree(SOURCE / zone, home / zone)
+
+
+def _lmdp(home: Path, *args: str) -> None:
+    done = subprocess.run([LMDP, *args], env=_env(home), cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"lmdp {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+
+
+def prepare() -> None:
+    """The deliveries (once), the master key (once), and a refreshed home for the build cases (once)."""
+    from lmdp_pipeline.synthetic import generate
+
+    marker = SOURCE / f".generated-{PERSONS}"
+    if not marker.exists():
+        print(f"generating {PERSONS:,} persons over {MONTHS} in {SOURCE} ...", flush=True)
+        shutil.rmtree(SOURCE, ignore_errors=True)
+        generate(SOURCE, persons=PERSONS, period=MONTHS, seed=1)
+        marker.touch()
+    key = ROOT / "master-key.b64"
+    if not key.exists():
+        key.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        key.chmod(0o600)
+    if not (BUILD_HOME / ".refreshed").exists():
+        print(f"refreshing {BUILD_HOME} for the build cases ...", flush=True)
+        _fresh_home(BUILD_HOME)
+        _lmdp(BUILD_HOME, "refresh")
+        _lmdp(BUILD_HOME, "build", PROJECT)  # the project's key exists before the timed builds, as for a rebuild
+        (BUILD_HOME / ".refreshed").touch()
+
+
+def _timed(command: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall time of one whole process (and its children), and the peak memory of the largest of them, in MB."""
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _warehouse_rows(home: Path) -> int:
+    import duckdb
+
+    with duckdb.connect() as con:
+        return con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata('{home}/warehouse/*/*.parquet')").fetchone()[0]
+
+
+def _extract_rows(path: Path, tables: tuple[str, ...]) -> int:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+
+
+REGISTER_TABLES = ("individuals", "jobs", "absences")
+
+
+def refresh() -> tuple[int, float, float]:
+    home = ROOT / "refresh-home"
+    _fresh_home(home)
+    seconds, peak = _timed([LMDP, "refresh"], _env(home))
+    return _warehouse_rows(home), seconds, peak
+
+
+def bare_refresh() -> tuple[int, float, float]:
+    out = ROOT / "bare-refresh"
+    shutil.rmtree(out, ignore_errors=True)
+    seconds, peak = _timed([sys.executable, "-m", "benchmarks.end_to_end", "bare-refresh-process", str(SOURCE), str(out)])
+    import duckdb
+
+    with duckdb.connect() as con:
+        rows = con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata('{out}/*.parquet')").fetchone()[0]
+    return rows, seconds, peak
+
+
+def build() -> tuple[int, float, float]:
+    seconds, peak = _timed([LMDP, "build", PROJECT], _env(BUILD_HOME))
+    return _extract_rows(BUILD_HOME / "extracts" / f"{PROJECT}.duckdb", REGISTER_TABLES), seconds, peak
+
+
+def bare_build() -> tuple[int, float, float]:
+    target = ROOT / "bare-extract.duckdb"
+    target.unlink(missing_ok=True)
+    seconds, peak = _timed([sys.executable, "-m", "benchmarks.end_to_end", "bare-build-process", str(BUILD_HOME / "warehouse"), str(target)])
+    rows = _extract_rows(target, REGISTER_TABLES)
+    built = _extract_rows(BUILD_HOME / "extracts" / f"{PROJECT}.duckdb", REGISTER_TABLES)
+    if rows != built:
+        raise RuntimeError(f"the bare copy holds {rows:,} rows, the extract {built:,}: they no longer copy the same rows")
+    return rows, seconds, peak
+
+
+CASES = {"refresh": refresh, "bare_refresh": bare_refresh, "build": build, "bare_build": bare_build}
+
+
+def _median(case: str, repeats: int) -> dict:
+    import statistics
+
+    runs = []
+    for _ in range(repeats):
+        output = subprocess.run([sys.executable, "-m", "benchmarks.end_to_end", case], cwd=PROJECT_ROOT, check=True,
+                                capture_output=True, text=True).stdout
+        runs.append(json.loads(output.strip().splitlines()[-1]))
+    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "rows": runs[0]["rows"], "all": [round(r["seconds"], 1) for r in runs]}
+
+
+def section(args, home: Path) -> list[str]:
+    """``make bench``'s end-to-end section: the two commands against their bare copies, in one run."""
+    prepare()
+    results = {}
+    for case in ("bare_refresh", "refresh", "bare_build", "build"):
+        results[case] = _median(case, args.repeats)
+        print(f"end to end {case}: {results[case]['seconds']:.1f} s (runs {results[case]['all']})", flush=True)
+    lines = [
+        f"End to end, as users run it: whole processes, {PERSONS:,} persons over the 12 months of 2024 (all nine registers), "
+        "SQLite instance (targets: `lmdp refresh` at most 3x the bare copy, `lmdp build` at most 1.5x):",
+        "",
+        "| command | rows | bare DuckDB process | lmdp | ratio | peak memory, bare | peak memory, lmdp (largest process) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, bare, ours in (("`lmdp refresh` (12 months into an empty warehouse) vs CSV to Parquet of the same 108 files",
+                               "bare_refresh", "refresh"),
+                              (f"`lmdp build {PROJECT}` vs a copy of the same rows into a DuckDB file", "bare_build", "build")):
+        b, o = results[bare], results[ours]
+        lines.append(f"| {label} | {o['rows']:,} | {b['seconds']:.1f} s | {o['seconds']:.1f} s | {o['seconds'] / b['seconds']:.1f}x "
+                     f"| {b['peak_rss_mb']:.0f} MB | {o['peak_rss_mb']:.0f} MB |")
+    return lines + ["", "Each process timed from outside, medians of the runs: "
+                    + "; ".join(f"{case} {r['all']}" for case, r in results.items()) + ".", ""]
+
+
+# --- the bare processes: what DuckDB alone does with the same files ---------------------------------
+
+
+def bare_refresh_process(source: Path, out: Path) -> None:
+    """Every delivery CSV to Parquet, nothing else."""
+    import duckdb
+
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    for path in sorted((source / "landing").glob("*/*.csv")):
+        con.execute(f"COPY (SELECT * FROM read_csv('{path}')) TO '{out / path.stem}.parquet' (FORMAT parquet)")
+
+
+def bare_build_process(warehouse: Path, target: Path) -> None:
+    """The rows of P2026-001's tables copied as they are: its population (employees in 2024 born 1960-1975), twelve months."""
+    import duckdb
+
+    con = duckdb.connect(str(target))
+    con.execute(f"""CREATE TEMP TABLE population AS
+        SELECT DISTINCT a_matricule AS person FROM '{warehouse}/affiliation/*.parquet'
+        WHERE a_month BETWEEN '2024-01' AND '2024-12' AND a_status = 'employee'
+        INTERSECT
+        SELECT DISTINCT i_matricule FROM '{warehouse}/individuals/*.parquet'
+        WHERE i_month BETWEEN '2024-01' AND '2024-12' AND i_birth_date BETWEEN DATE '1960-01-01' AND DATE '1975-12-31'""")
+    for table, prefix in (("individuals", "i"), ("jobs", "j"), ("absences", "ab")):
+        con.execute(f"""CREATE TABLE {table} AS SELECT * FROM '{warehouse}/{table}/*.parquet'
+            WHERE {prefix}_month BETWEEN '2024-01' AND '2024-12' AND {prefix}_matricule IN (SELECT person FROM population)""")
+    con.close()
+
+
+def main() -> None:
+    command = sys.argv[1]
+    if command == "bare-refresh-process":
+        bare_refresh_process(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif command == "bare-build-process":
+        bare_build_process(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        rows, seconds, peak = CASES[command]()
+        print(json.dumps({"case": command, "seconds": seconds, "peak_rss_mb": peak, "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
