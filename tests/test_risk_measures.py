@@ -13,9 +13,11 @@ from collections import Counter, defaultdict
 import duckdb
 import pytest
 
+from lmdp_pipeline.disclosure_policy import RiskPolicy
 from lmdp_pipeline.risk.frequencies import count
 from lmdp_pipeline.risk.measures import KeyCollision, Workspace
 from lmdp_pipeline.risk.model import AS_DECLARED, DROPPED, MeasuredTable, QuasiIdentifier, RiskModel, Sensitive
+from lmdp_pipeline.risk.verdict import PERSONS_AT_RISK, REIDENTIFICATION_RATE, breaches
 
 
 def qis(table: str, count: int) -> tuple[QuasiIdentifier, ...]:
@@ -95,6 +97,32 @@ def test_a_larger_k_puts_more_persons_at_risk():
         space, model = by_hand(con, k=3)
         figures = space.figures(model.approved)
     assert figures.persons_at_risk == 4, "in January no class of the extract has three persons"
+
+
+def test_each_rule_of_the_policy_is_broken_on_its_own():
+    """By hand: half the persons at risk (January), and January's rate (2/3 + 1 + 1/2) / 4 = 0.54 re-identifications each."""
+    with duckdb.connect() as con:
+        space, model = by_hand(con)
+        figures = space.figures(model.approved)
+
+    def broken(share: float, rate: float) -> list[str]:
+        return [b.rule for b in breaches(figures, model, RiskPolicy(k=2, l=1, max_share_at_risk=share, max_reidentification_rate=rate))]
+
+    assert broken(0.5, 0.55) == []
+    assert broken(0.49, 0.55) == [PERSONS_AT_RISK]
+    assert broken(0.5, 0.54) == [REIDENTIFICATION_RATE]
+    assert broken(0.49, 0.54) == [PERSONS_AT_RISK, REIDENTIFICATION_RATE]
+    [rate] = breaches(figures, model, RiskPolicy(k=2, l=1, max_share_at_risk=1, max_reidentification_rate=0.5))
+    assert rate.text.startswith("people in 2024-01: 2.2 expected re-identifications among 4 persons"), rate.text
+
+
+def test_the_lattice_shortcut_counts_a_class_of_exactly_k_as_safe():
+    """January's class {p1, p2} has k=2 persons: not at risk. Only p4 and p5 are, half the persons."""
+    with duckdb.connect() as con:
+        space, model = by_hand(con)
+        space.node(model.approved)
+        assert space.share_at_risk(0.6) == pytest.approx(0.5)
+        assert space.share_at_risk(0.4) is None, "January alone settles it"
 
 
 def test_coarser_levels_merge_classes_in_the_sample_and_the_register_alike():
