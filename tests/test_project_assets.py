@@ -301,7 +301,7 @@ def test_a_refused_external_file_fails_the_build_and_keeps_the_extract(project_a
         assert events(home, "build_refused", "P2026-001")
 
 
-def test_an_approval_refused_for_missing_months_is_requested_again_when_they_arrive(project_assets, home):
+def test_an_approval_refused_for_missing_months_is_requested_again_when_they_arrive(project_assets, home, contracts):
     path = home.approvals / "P2026-002.yaml"
     path.write_text(path.read_text().replace("to: 2024-03", "to: 2024-04"))
     with dg.instance_for_test() as instance:
