@@ -32,7 +32,7 @@ PERSON = column("person_id", "VARCHAR", "pseudonym")
 
 
 def make_extract(paths: PlatformPaths, tables: dict[str, tuple[list[tuple], list[tuple]]], project: str = PROJECT,
-                 researchers: list[str] | None = None) -> Path:
+                 researchers: list[str] | None = None, manifest: dict[str, str] | None = None) -> Path:
     """``tables``: name -> (columns, rows); writes ``extracts/<project>.duckdb`` with ``_dictionary`` and ``_manifest``."""
     path = paths.extract_file(project)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +50,7 @@ def make_extract(paths: PlatformPaths, tables: dict[str, tuple[list[tuple], list
         con.executemany("INSERT INTO _manifest VALUES (?, ?)", [
             ("project", project), ("researchers", json.dumps(researchers or RESEARCHERS)), ("key_id", "key-test"),
             ("build_time", "2026-11-30T00:00:00+00:00"), ("period", "2024-01 to 2024-03"), ("approval_sha256", "0" * 64),
+            *(manifest or {}).items(),
         ])
     return path
 

@@ -23,6 +23,7 @@ from lmdp_pipeline.outputs import examination as examination_module
 from lmdp_pipeline.outputs.ledger import read_decision
 from lmdp_pipeline.outputs.examination import examine, request_fingerprint
 from lmdp_pipeline.outputs.release import OutputChecksFailed, OutputRefused, release_request
+from lmdp_pipeline.outputs.suppression import is_suppressed
 from lmdp_pipeline.paths import PROJECT_ROOT, PlatformPaths
 from lmdp_pipeline.projects.lifecycle import retire_project
 from sensors.outputs import output_requests
@@ -199,6 +200,23 @@ def test_a_planted_threshold_bug_is_caught(home, contracts, monkeypatch):
     assert {c.name for c in failed.value.checks if not c.passed} == {"threshold"}
 
 
+def test_a_project_s_own_higher_threshold_is_enforced_and_checked(home, contracts, monkeypatch):
+    """The risk acceptance's output threshold (recorded in the extract) holds cells of 20 back; a lower one changes nothing."""
+    safe_at_ten = {("A", "x"): 20, ("A", "y"): 20, ("B", "x"): 30, ("B", "y"): 40}
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS], grid_rows(safe_at_ten)[0])}, manifest={"output_threshold": "25"})
+    raised = examine(home, contracts, write_request(home, "r1", TABLE))
+    assert raised.rules.threshold == 25 and any("at least 25 persons" in n for n in raised.notes)
+    held_back = {key for key, cell in raised.tables[0].cells.cells.items() if is_suppressed(cell)}
+    assert {("A", "x"), ("A", "y")} <= held_back, "20 persons: published at the policy's 10, held back at 25"
+    monkeypatch.setattr(examination_module, "apply_rules", lambda cells, policy, zeros: None)
+    with pytest.raises(OutputChecksFailed) as failed:
+        release_request(home, contracts, write_request(home, "r1", TABLE), audit(home))
+    assert {c.name for c in failed.value.checks if not c.passed} == {"threshold"}, "the blocking check holds cells to 25 too"
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS], grid_rows(safe_at_ten)[0])}, manifest={"output_threshold": "5"})
+    lower = examine(home, contracts, write_request(home, "r2", TABLE))
+    assert lower.rules.threshold == 10 and lower.status == "released"
+
+
 def test_a_killed_releases_leftovers_are_removed(home, contracts):
     leftover = home.output_candidate_dir(home.output_released_dir(PROJECT, "r0"), "dead")
     leftover.mkdir(parents=True)
@@ -326,7 +344,8 @@ def test_negative_values_go_to_review_and_a_checker_can_release_them(tmp_path, c
 
 @pytest.mark.slow
 def test_the_example_requests_on_a_built_extract(small_home, contracts, tmp_path):
-    """The demo's requests on a real build of P2026-001: the tables are released, the model goes to review."""
+    """The demo's requests on a real build of P2026-001: the tables are released at the threshold its risk acceptance
+    set (recorded in the extract by the build), the model goes to review."""
     import secrets
 
     from lmdp_pipeline.keys import Keystore, MasterKey
@@ -343,6 +362,7 @@ def test_the_example_requests_on_a_built_extract(small_home, contracts, tmp_path
     tables = release_request(home, contracts, home.output_request_file(SURVEY_PROJECT, TABLES_REQUEST), audit(home))
     model = release_request(home, contracts, home.output_request_file(SURVEY_PROJECT, MODEL_REQUEST), audit(home))
     assert (tables.examination.status, model.examination.status) == ("released", "review")
+    assert tables.examination.rules.threshold == 20, "the approval's accepted risk commits its outputs to 20 persons per cell"
     import duckdb
 
     with duckdb.connect(str(home.extract_file(SURVEY_PROJECT)), read_only=True) as con:

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from ..contracts import ContractSet
-from ..disclosure_policy import DisclosurePolicy, load_policy
+from ..disclosure_policy import DisclosurePolicy, OutputPolicy, load_policy
 from ..files import cached_sha256, sha256_of
 from ..keys import KeyFolder
 from ..paths import PlatformPaths
@@ -102,6 +102,8 @@ class Examination:
     compared: int = 0  # earlier cells compared
     releases: int = 0  # ledger records when compared
     extract: dict = field(default_factory=dict)
+    rules: OutputPolicy | None = None
+    """The rules applied: the policy's, with the project's own threshold where its risk acceptance set a higher one."""
 
     @property
     def status(self) -> str:
@@ -208,7 +210,7 @@ def examine(paths: PlatformPaths, contracts: ContractSet, path: Path, policy: Di
     policy = policy or load_policy()
     path = Path(path)
     project, request = request_names(path)
-    examination = Examination(project, request, path)
+    examination = Examination(project, request, path, rules=policy.output)
     if path.resolve() != paths.output_request_file(project, request).resolve():
         examination.reasons.append(f"{path}: requests are checked where the platform keeps them: "
                                    f"{paths.output_request_file(project, request)}")
@@ -233,9 +235,20 @@ def examine(paths: PlatformPaths, contracts: ContractSet, path: Path, policy: Di
     return _examine(paths, contracts, policy.output, examination, con)
 
 
+def project_rules(policy: OutputPolicy, description: ExtractDescription) -> OutputPolicy:
+    """The policy's rules, with the higher threshold the project's accepted risk committed it to (never a lower one)."""
+    own = description.output_threshold
+    return policy.model_copy(update={"threshold": own}) if own is not None and own > policy.threshold else policy
+
+
 def _examine(paths, contracts, policy, examination: Examination, con) -> Examination:
     description = describe_extract(con)
     examination.extract = description.identity
+    platform, policy = policy, project_rules(policy, description)
+    examination.rules = policy
+    if policy.threshold != platform.threshold:
+        examination.notes.append(f"cells need at least {policy.threshold} persons: the threshold this project's accepted "
+                                 f"re-identification risk committed it to (the platform's is {platform.threshold})")
     tables, problems = resolve_request(examination.parsed, description, contracts, examination.path)
     examination.reasons += problems
     for name, declared in examination.parsed.attachments.items():

@@ -63,6 +63,12 @@ class ExtractDescription:
         return json.loads(self.manifest.get("researchers", "[]"))
 
     @property
+    def output_threshold(self) -> int | None:
+        """Persons per cell that the approval's risk acceptance set for this project's outputs (None: the policy's)."""
+        value = self.manifest.get("output_threshold")
+        return int(value) if value else None
+
+    @property
     def identity(self) -> dict[str, str]:
         """What identifies the extract a result was computed from (its key and build), for the evidence."""
         return {k: self.manifest.get(k, "") for k in ("key_id", "build_time", "period", "approval_sha256")}

@@ -80,13 +80,13 @@ def _write_folder(folder: Path, examination: Examination, policy, full: bool, de
         if tables_from is None:
             (folder / files[0]).write_text(outcome.csv, encoding="utf-8")
             write_xlsx(folder / files[1], outcome.grid, outcome.cells.table.statistic, outcome.name,
-                       _notes(outcome, False, policy.output.threshold))
+                       _notes(outcome, False, examination.rules.threshold))
         else:
             for name in files:
                 shutil.copyfile(tables_from / name, folder / name)
         status = "approved" if outcome.status == REVIEW and examination.status == RELEASED else outcome.status
         outputs[outcome.name] = table_entry(outcome.cells, outcome.grid, status, files, full,
-                                            _notes(outcome, full, policy.output.threshold))
+                                            _notes(outcome, full, examination.rules.threshold))
     for attached in examination.attachments:
         shutil.copyfile(attached.path, folder / attached.name)
         declared = attached.declared.model_dump(exclude_none=True)
@@ -103,7 +103,8 @@ def _write_folder(folder: Path, examination: Examination, policy, full: bool, de
     }
     if full:
         request |= {"review_reasons": examination.review_reasons, "notes": examination.notes, "extract": examination.extract,
-                    "earlier_releases_compared": examination.releases, "earlier_cells_compared": examination.compared}
+                    "earlier_releases_compared": examination.releases, "earlier_cells_compared": examination.compared,
+                    "threshold": examination.rules.threshold}
     write_results(folder, outputs, request)
 
 
@@ -204,7 +205,7 @@ def _publish(paths, con, examination: Examination, audit, run_id: str, policy) -
         checked = candidates.get(released, candidates[checking])
         checks = check_candidate(con, [CheckedTable(t.cells, t.base, checked / f"{t.name}.csv", t.declared_zeros)
                                        for t in examination.tables],
-                                 policy.output, examination.releases, len(paths.output_ledger_records(project)))
+                                 examination.rules, examination.releases, len(paths.output_ledger_records(project)))
         if any(not c.passed for c in checks):
             audit.record("output_failed", project=project, request=request, run_id=run_id,
                          checks={c.name: c.passed for c in checks}, error="a blocking check failed; nothing published")

@@ -172,6 +172,9 @@ class RiskAcceptance(_Strict):
     justification: Justification
     compensating_measures: list[Annotated[str, StringConstraints(min_length=3)]] = Field(min_length=1)
     accepted_by: list[Account] = Field(min_length=1)
+    output_threshold: int | None = Field(default=None, ge=2)
+    """Persons per cell that the project's outputs need: a compensating measure the platform enforces
+    (output checking applies it when it is above the policy's threshold), where the others are commitments."""
 
 
 class Approval(_Strict):

@@ -56,6 +56,14 @@ def storage_version(con: duckdb.DuckDBPyConnection) -> str:
     return tags["storage_version"]
 
 
+def _output_threshold(approval) -> dict[str, str]:
+    """The output threshold the project's risk acceptance commits it to, where output checking reads it (the extract)."""
+    acceptance = approval.risk_acceptance
+    if acceptance is None or acceptance.output_threshold is None:
+        return {}
+    return {"output_threshold": str(acceptance.output_threshold)}
+
+
 def write_documentation(con, plan: Plan, key: ProjectKey, tables: list, externals: list, provenance: dict, paths: PlatformPaths) -> None:
     approval, contracts = plan.approval, plan.contracts
     manifest = {
@@ -77,6 +85,7 @@ def write_documentation(con, plan: Plan, key: ProjectKey, tables: list, external
         "contract_versions": json.dumps({t.name: contracts[t.name].version for t in tables if t.name in contracts.registers}),
         "table_rows": json.dumps({t.name: t.rows for t in tables}),
         "table_grains": json.dumps({t.name: contracts[t.name].grain for t in tables if t.name in contracts.registers}),
+        **_output_threshold(approval),
         **{f"{e.name}_sha256": e.sha256 for e in externals},
         **{f"{e.name}_linkage": json.dumps(e.linkage.as_dict()) for e in externals},
         **{k: v if isinstance(v, str) else json.dumps(v) for k, v in provenance.items()},

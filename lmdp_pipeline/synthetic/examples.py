@@ -71,6 +71,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
                     "the researchers sign the platform's undertaking not to re-identify anyone",
                 ],
                 "accepted_by": ["m.weber", "s.dupont"],
+                "output_threshold": 20,
             },
         },
         "P2026-002": {
@@ -102,6 +103,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
                     "no microdata leave the remote-access environment (no export of records)",
                 ],
                 "accepted_by": ["m.weber", "l.hoffmann"],
+                "output_threshold": 20,
             },
         },
         "P2026-003": {
