@@ -105,6 +105,10 @@ MISTAKES = [
     ("researcher-approves-own-project", "approved_by", ["m.weber", "a.schmit"], "a.schmit cannot approve a project they research"),
     ("no-researchers", "researchers", [], "field researchers"),
     ("bad-recipient", "recipients", ["age1notakey"], "field recipients.0"),
+    ("risk-accepted-without-measures", "risk_acceptance/compensating_measures", [], "field risk_acceptance.compensating_measures"),
+    ("risk-accepted-blank", "risk_acceptance/justification", "   ", "field risk_acceptance.justification"),
+    ("risk-accepted-by-nobody", "risk_acceptance/accepted_by", [], "field risk_acceptance.accepted_by"),
+    ("output-threshold-of-one", "risk_acceptance/output_threshold", 1, "field risk_acceptance.output_threshold"),
 ]
 
 
