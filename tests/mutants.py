@@ -25,7 +25,7 @@ S = "lmdp_pipeline/projects/"
 
 MUTANTS = [
     ("period-one-month-longer", S+"scope.py", 'return {"period_from": str(period.first), "period_to": str(period.last)}', 'return {"period_from": str(period.first), "period_to": str(period.last + 1)}', "tests/test_scope.py tests/test_extract.py"),
-    ("not-in-as-in", S+"scope.py", 'return test if condition.operator == "in" else f"NOT {test}"', 'return test', "tests/test_scope.py"),
+    ("not-in-as-in", S+"scope.py", 'return test if operator == "in" else f"NOT {test}"', 'return test', "tests/test_scope.py"),
     ("first-condition-only", S+"scope.py", "for position, (column, condition) in enumerate(block.where.items())", "for position, (column, condition) in enumerate(list(block.where.items())[:1])", "tests/test_scope.py"),
     ("expiry-wrong-date-lifecycle", S+"lifecycle.py", 'return approval.status == "revoked" or approval.expires_on < today', 'return approval.status == "revoked" or approval.expires_on < approval.approved_on', "tests/test_lifecycle.py tests/test_project_assets.py"),
     ("expiry-wrong-date-rules", S+"rules.py", "if approval.expires_on < today:", "if approval.expires_on < approval.approved_on:", "tests/test_lifecycle.py tests/test_approvals.py"),
