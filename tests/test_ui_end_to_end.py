@@ -15,17 +15,16 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from lmdp_pipeline.paths import PROJECT_ROOT
+
+from .dagster_services import free_port, graphql, start_service, stop_service, wait_for
 
 CHROMIUM = Path(os.environ.get("LMDP_CHROMIUM", "/usr/bin/chromium"))
 PROJECT = "P2026-001"
@@ -36,39 +35,6 @@ STARTUP_SECONDS = 180
 BUILD_SECONDS = 300
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def _wait(what: str, seconds: float, probe, log: Path):
-    """Poll ``probe`` until it returns something truthy; fail with the server log's tail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            found = probe()
-        except OSError:
-            found = None
-        if found:
-            return found
-        time.sleep(2)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-    pytest.fail(f"timed out after {seconds} s waiting for {what}; dagster dev log ends with:\n{tail}")
 
 
 RUNS = """query ($job: String!) { runsOrError(filter: {pipelineName: $job}) {
@@ -103,22 +69,15 @@ def platform(tmp_path):
 def dagster_dev(platform, tmp_path):
     """``dagster dev`` (webserver and daemon) on workspace.yaml, as ``make ui`` starts it; stopped after the test."""
     home, _, env, _ = platform
-    port, log = _free_port(), tmp_path / "dagster-dev.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    port, log = free_port(), tmp_path / "dagster-dev.log"
+    process = start_service([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+                             "-p", str(port)], env, log)
     try:
-        _wait("the webserver", STARTUP_SECONDS, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).status == 200, log)
+        wait_for("the webserver", STARTUP_SECONDS,
+                 lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).status == 200, [log])
         yield port, log
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_service(process)
 
 
 def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platform, dagster_dev, tmp_path):
@@ -129,11 +88,11 @@ def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platf
     incoming.rename(home / "approvals" / f"{PROJECT}.yaml")  # dropped atomically, as docs/operations.md says
 
     def finished_run(job: str = "project_build"):
-        runs = _graphql(port, RUNS, {"job": job})["runsOrError"]["results"]
+        runs = graphql(port, RUNS, {"job": job})["runsOrError"]["results"]
         done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
         return done[0] if done else None
 
-    run = _wait("the sensor's project_build run", BUILD_SECONDS, finished_run, log)
+    run = wait_for("the sensor's project_build run", BUILD_SECONDS, finished_run, [log])
     assert run["status"] == "SUCCESS", f"run {run['runId']} ended {run['status']}"
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert tags["dagster/partition"] == PROJECT and tags["dagster/sensor_name"] == "project_approvals"
@@ -141,12 +100,12 @@ def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platf
 
     extract_key = {"path": ["projects", "extract"]}
     for name in CHECK_NAMES:
-        [execution] = _graphql(port, CHECK, {"key": extract_key, "name": name, "partition": PROJECT})["assetCheckExecutions"]
+        [execution] = graphql(port, CHECK, {"key": extract_key, "name": name, "partition": PROJECT})["assetCheckExecutions"]
         assert (execution["runId"], execution["status"], execution["evaluation"]["success"]) == (run["runId"], "SUCCEEDED", True), name
-    [warning] = _graphql(port, CHECK, {"key": extract_key, "name": ACCEPTED_RISK, "partition": PROJECT})["assetCheckExecutions"]
+    [warning] = graphql(port, CHECK, {"key": extract_key, "name": ACCEPTED_RISK, "partition": PROJECT})["assetCheckExecutions"]
     assert (warning["runId"], warning["status"], warning["evaluation"]["success"]) == (run["runId"], "FAILED", False)
     for path, label in [(["projects", "external"], "linkage"), (["projects", "jobs"], "dagster/column_lineage"), (["projects", "extract"], "path")]:
-        asset = _graphql(port, MATERIALIZATIONS, {"key": {"path": path}, "partition": PROJECT})["assetOrError"]
+        asset = graphql(port, MATERIALIZATIONS, {"key": {"path": path}, "partition": PROJECT})["assetOrError"]
         [materialization] = asset["assetMaterializations"]
         assert materialization["runId"] == run["runId"] and label in {e["label"] for e in materialization["metadataEntries"]}, path
 
@@ -157,11 +116,11 @@ def test_an_approval_dropped_in_is_built_by_the_sensor_and_shown_in_the_ui(platf
     revoked = subprocess.run([str(Path(sys.executable).parent / "lmdp"), "revoke", PROJECT, "--reason", "end-to-end test"],
                              env=platform[2], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
-    retire = _wait("the retire_project run", 60, lambda: finished_run("retire_project"), log)
+    retire = wait_for("the retire_project run", 60, lambda: finished_run("retire_project"), [log])
     assert retire["status"] == "SUCCESS" and not (home / "extracts" / f"{PROJECT}.duckdb").exists()
     last = json.loads((home / "audit" / "audit.jsonl").read_text().splitlines()[-1])
     heads = [{e["label"]: e.get("intValue", e.get("text")) for e in o["metadataEntries"]} | {"runId": o["runId"]}
-             for o in _graphql(port, OBSERVATIONS)["assetOrError"]["assetObservations"]]
+             for o in graphql(port, OBSERVATIONS)["assetOrError"]["assetObservations"]]
     assert {"sequence": last["seq"], "hash": last["hash"], "event": "project_retired", "project": PROJECT, "runId": retire["runId"]} in heads
     assert {h["runId"] for h in heads} >= {run["runId"], retire["runId"]}, "each run recorded the heads of the lines it wrote"
     page = _run_page_screenshot(port, retire["runId"], artifacts)
