@@ -15,6 +15,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from .contracts import ContractSet
 from .contracts.loader import POLICY_NAME
 from .paths import CONTRACTS_DIR
 
@@ -76,3 +77,8 @@ def load_policy(path: Path = POLICY_FILE) -> DisclosurePolicy:
         raise PolicyError(f"{path}: cannot be read ({error.__class__.__name__})") from None
     except ValueError as error:
         raise PolicyError(f"{path}: {error}") from None
+
+
+def policy_of(contracts: ContractSet) -> DisclosurePolicy:
+    """The disclosure policy that sits with these contracts (``data_contracts/disclosure_policy.yaml``)."""
+    return load_policy(contracts.directory / f"{POLICY_NAME}.yaml")

@@ -109,6 +109,8 @@ MISTAKES = [
     ("risk-accepted-blank", "risk_acceptance/justification", "   ", "field risk_acceptance.justification"),
     ("risk-accepted-by-nobody", "risk_acceptance/accepted_by", [], "field risk_acceptance.accepted_by"),
     ("output-threshold-of-one", "risk_acceptance/output_threshold", 1, "field risk_acceptance.output_threshold"),
+    ("output-threshold-no-higher", "risk_acceptance/output_threshold", 10,
+     "field risk_acceptance.output_threshold: 10 persons per cell is not above the platform's threshold of 10"),
 ]
 
 

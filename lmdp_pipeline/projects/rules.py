@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import NOT_DELIVERED, ContractSet, Protection, Variable, VariableType
+from ..disclosure_policy import policy_of
 from ..period import MONTH_PATTERN
 from ..period import Period as Months
 from .approval import Approval, Condition, bounded_problems
@@ -263,6 +264,18 @@ def _check_justifications(approval: Approval, contracts: ContractSet) -> list[st
     return problems
 
 
+def _check_risk_acceptance(approval: Approval, contracts: ContractSet) -> list[str]:
+    """An output threshold that is not above the policy's would be a compensating measure that changes nothing."""
+    acceptance = approval.risk_acceptance
+    if acceptance is None or acceptance.output_threshold is None:
+        return []
+    platform = policy_of(contracts).output.threshold
+    if acceptance.output_threshold > platform:
+        return []
+    return [f"field risk_acceptance.output_threshold: {acceptance.output_threshold} persons per cell is not above the "
+            f"platform's threshold of {platform}, so it would compensate nothing: raise it or remove it"]
+
+
 def resolve_period(approval: Approval, months: dict[str, list[str]]) -> tuple[Months | None, list[str]]:
     """The months the build delivers, and the problems that stop it.
 
@@ -317,6 +330,7 @@ def check_approval(
         for name, level in variables.items():
             problems += _check_variable(contracts, register, name, level, f"variables.{register}.{name}")
     problems += _check_justifications(approval, contracts)
+    problems += _check_risk_acceptance(approval, contracts)
     period = None
     if not any(r not in contracts.registers for r in registers_read(approval)):
         period, missing = resolve_period(approval, months)

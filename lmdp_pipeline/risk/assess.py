@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ..contracts import ContractSet
-from ..contracts.loader import POLICY_NAME
-from ..disclosure_policy import DisclosurePolicy, load_policy
+from ..disclosure_policy import DisclosurePolicy, policy_of
 from ..paths import PlatformPaths
 from ..projects.approval import Approval, RiskAcceptance
 from ..projects.external import link_external
@@ -35,11 +34,6 @@ from .sources import extract_rows, sensitive_extract_rows, sensitive_warehouse_r
 from .verdict import Breach, breaches, integrity_problems
 
 PREVIEW_POPULATION = "risk_population"
-
-
-def policy_of(contracts: ContractSet) -> DisclosurePolicy:
-    """The disclosure policy that sits with these contracts (``data_contracts/disclosure_policy.yaml``)."""
-    return load_policy(contracts.directory / f"{POLICY_NAME}.yaml")
 
 
 @dataclass
