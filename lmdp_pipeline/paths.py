@@ -203,6 +203,14 @@ class PlatformPaths:
         """Every kept count of that month, current or counted from an earlier state of the warehouse."""
         return sorted(self.frequency_folder(register, signature).glob(f"{month}.*.parquet"))
 
+    def risk_search_file(self, project: str, digest: str) -> Path:
+        """The lattice search's answer for one state of ``project``'s extract (``risk.memo``)."""
+        return self.warehouse / ".risk-searches" / f"{project_id(project)}.{digest}.json"
+
+    def risk_search_files(self, project: str) -> list[Path]:
+        """Every kept answer of ``project``, current or from an earlier state of its extract."""
+        return sorted((self.warehouse / ".risk-searches").glob(f"{project_id(project)}.*.json"))
+
     # approval zone
 
     def approval_file(self, project: str) -> Path:

@@ -11,6 +11,7 @@ sdcMicro or ARX must. One module per job, imported in this order (no cycles):
 - ``measures``: equivalence classes, sample and population frequencies, l-diversity
   and the longitudinal view, for one choice of levels (a lattice node).
 - ``verdict``: the figures against the policy.
+- ``memo``: the search's answer kept for the next build of the same data.
 - ``lattice``: the search for the least coarsening that meets the policy.
 - ``report``: the ``_risk`` table, the lines ``lmdp approvals check`` prints, Dagster metadata.
 - ``assess``: the two entry points, on a build's connection and from the warehouse.

@@ -3,8 +3,8 @@
 - ``assess_candidate`` runs on the build's connection, after every data table is
   written: it measures the tables as they will be published, counts population
   frequencies in the warehouse (keeping them for the next build: ``frequencies``), and
-  searches for coarser levels when the policy is exceeded. The ``disclosure_risk``
-  check and the ``_risk`` table both come from it.
+  searches for coarser levels when the policy is exceeded (keeping the answer for the
+  next build of the same data: ``memo``). The ``disclosure_risk`` check and the ``_risk`` table both come from it.
 - ``estimate_risk`` is ``lmdp approvals check``'s: no key, no candidate. The population
   is the build's (``scope.population_sql``), each person given a row number in place of
   a pseudonym; tables are read from the warehouse with the build's levels, external
@@ -29,6 +29,7 @@ from ..spill import connect, spill_folder
 from .lattice import Suggestion, search
 from .frequencies import Frequencies
 from .measures import Figures, Workspace
+from .memo import SearchMemo
 from .model import RiskModel
 from .sources import extract_rows, sensitive_extract_rows, sensitive_warehouse_rows, warehouse_rows
 from .verdict import Breach, breaches, integrity_problems
@@ -77,7 +78,8 @@ def _assess(con, plan: Plan, paths: PlatformPaths, model: RiskModel, rows: dict,
     workspace.load(rows, population, sensitive, period_parameters(plan.period))
     figures = workspace.figures(model.approved)
     found = breaches(figures, model, policy.risk)
-    suggestions = search(workspace, model, policy.risk, plan.approval, plan.contracts) if found else []
+    memo = SearchMemo(paths, plan.project, keep)
+    suggestions = search(workspace, model, policy.risk, plan.approval, plan.contracts, memo) if found else []
     return RiskAssessment(plan.approval, model, policy, figures, found, integrity_problems(figures), suggestions)
 
 

@@ -32,6 +32,7 @@ from ..projects.approval import Approval
 from ..projects.plan import EXTERNAL_PREFIX
 from ..projects.rules import uses_needing_justification
 from .measures import Figures, Workspace
+from .memo import SearchMemo
 from .model import DROPPED, Levels, RiskModel
 from .verdict import breaches
 
@@ -123,9 +124,10 @@ def apply(approval: Approval, contracts: ContractSet, changes: dict[str, str]) -
 
 
 def search(workspace: Workspace, model: RiskModel, policy: RiskPolicy, approval: Approval, contracts: ContractSet,
-           shown: int = SHOWN) -> list[Suggestion]:
-    """The best ``shown`` minimal coarsenings that meet the policy, least information lost first."""
-    minimal, _ = minimal_nodes(workspace, model, policy)
+           memo: SearchMemo, shown: int = SHOWN) -> list[Suggestion]:
+    """The best ``shown`` minimal coarsenings that meet the policy, least information lost first (the minimal nodes
+    read from ``memo`` when this workspace was searched before)."""
+    minimal = memo.minimal_nodes(workspace, model, policy, MAX_NODES, lambda: minimal_nodes(workspace, model, policy)[0])
     bits = information(workspace, model)
     total = sum(bits[qi.name][qi.level] for qi in model.dimensions) or 1.0
 

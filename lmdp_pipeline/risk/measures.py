@@ -31,6 +31,7 @@ row; only figures come back.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -230,6 +231,17 @@ class Workspace:
         counts = ", ".join(["count(DISTINCT unit)", *(f"count(DISTINCT unit) FILTER (WHERE k{i} IS NOT NULL)" for i in counted)])
         self.person_count, *per_table = con.execute(f"SELECT {counts} FROM risk_pm").fetchone()
         self.unit_counts |= dict(zip(counted, per_table))
+
+    def fingerprint(self) -> str:
+        """A digest of every loaded table (rows counted and hashed in DuckDB, in no particular order): what a node's
+        figures are computed from, so two workspaces with the same fingerprint give the same figures at every node."""
+        tables = ["risk_pm", "risk_combos", "risk_cm", *(f"risk_sv{j}" for j in range(len(self.model.sensitive)))]
+        for i, table in enumerate(self.model.tables):
+            tables += [f"risk_s{i}", f"risk_sc{i}", f"risk_p{i}", f"risk_e{i}"] + ([] if table.single else [f"risk_kl{i}"])
+        digests = self.con.execute(" UNION ALL ".join(
+            f"SELECT '{name}', count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {name} t" for name in tables)).fetchall()
+        described = [sorted(digests), self.person_count, sorted(self.unit_counts.items()), self.k, self.l]
+        return hashlib.sha256(repr(described).encode()).hexdigest()
 
     # --- one node -----------------------------------------------------------------------------------------
 
