@@ -146,9 +146,11 @@ def bare(home: Path, years: int, last: str) -> dict:
 
 
 def _child(*args: str, env: dict | None = None) -> dict:
-    output = subprocess.run([sys.executable, "-m", "benchmarks.scale", *args], cwd=PROJECT_ROOT, check=True,
-                            capture_output=True, text=True, env=env).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    done = subprocess.run([sys.executable, "-m", "benchmarks.scale", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmarks.scale {' '.join(args)} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def ingest_all(home: Path, persons: int, months: str, limit: int | None = None) -> list[dict]:
