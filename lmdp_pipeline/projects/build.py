@@ -201,6 +201,8 @@ class ExtractBuilder:
         if person:
             self.facts.orders.setdefault(register, []).append(("person_id", POPULATION_MAP))
         counted = self._write_sorted(register, f"SELECT {', '.join(selects)} FROM {source} r {' '.join(joins)}", columns, params)
+        if others:  # the maps are kept for the checks; the selected rows are not needed again (at ten years: GBs)
+            self.con.execute(f"DROP TABLE {source}")
         table = TableResult(register, counted, 0, columns)  # persons: counted by the checks' profile
         self.tables.append(table)
         return table
