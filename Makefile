@@ -74,6 +74,6 @@ mutants: setup
 bench: setup
 	$(BIN)/python -m benchmarks.run
 
-# Ten years of 1,300,000 persons, ingested month by month, then whole-population extracts: hours on 2 cores, not in CI.
+# Ten years of 1,300,000 persons, ingested month by month, then whole-population extracts: about 1.5 hours on 2 cores, not in CI.
 bench-scale: setup
 	$(BIN)/python -m benchmarks.scale

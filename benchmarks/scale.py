@@ -11,7 +11,7 @@ the seven blocking checks included), each in its own process with DuckDB limited
 ``LMDP_DUCKDB_MEMORY_LIMIT`` (1500MB here), so it spills rather than grows.
 
 Resumable: months already ingested are read back from ``bench_out/scale/ingest-<persons>.jsonl``.
-It takes hours on 2 cores and is not part of CI; the figures go to docs/benchmarks.md.
+It takes about 1.5 hours on a quiet 2-core machine (half generating and ingesting, half building) and is not part of CI; the figures go to docs/benchmarks.md.
 ``--ingest-months N`` ingests only the first N months and fills the rest of the warehouse
 with copies of ingested months, their month column relabelled (said in the report): the
 builds then read a full ten years when there is no time to ingest them all.
