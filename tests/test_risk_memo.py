@@ -13,6 +13,7 @@ import json
 import secrets
 import shutil
 
+import duckdb
 import pytest
 import yaml
 
@@ -111,8 +112,6 @@ def test_a_new_period_searches_again(home, contracts, keystore):
 
 
 def test_new_data_in_the_warehouse_searches_again(home, contracts, keystore):
-    import duckdb
-
     build(home, contracts, keystore)
     [path] = kept(home)
     plant(path, [])

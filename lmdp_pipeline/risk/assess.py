@@ -4,7 +4,8 @@
   written: it measures the tables as they will be published, counts population
   frequencies in the warehouse (keeping them for the next build: ``frequencies``), and
   searches for coarser levels when the policy is exceeded (keeping the answer for the
-  next build of the same data: ``memo``). The ``disclosure_risk`` check and the ``_risk`` table both come from it.
+  next build of the same data: ``memo``). The ``disclosure_risk`` check and the
+  ``_risk`` table both come from it.
 - ``estimate_risk`` is ``lmdp approvals check``'s: no key, no candidate. The population
   is the build's (``scope.population_sql``), each person given a row number in place of
   a pseudonym; tables are read from the warehouse with the build's levels, external
