@@ -8,7 +8,11 @@ the twelve months of 2024, generated once under ``bench_out/e2e/``:
   ``python`` process copying the same 108 CSV files to Parquet with DuckDB;
 - ``build``: ``lmdp build P2026-001`` (the sample approval: a cohort of employees born
   1960-1975, individuals, jobs and absences over twelve months, and a survey), against
-  one ``python`` process copying the same rows of the same warehouse into a DuckDB file.
+  one ``python`` process copying the same rows of the same warehouse into a DuckDB file;
+- ``library_refresh`` and ``library_build``: the same work through the library alone
+  (no Dagster run, no event log), in processes started the same way: how much of each
+  command is the work it must do (validation, risk, checks, exports) and how much is
+  Dagster's bookkeeping.
 
 Run one case: ``python -m benchmarks.end_to_end CASE`` prints the JSON line
 ``benchmarks.cases`` prints (seconds, peak memory of the largest process, rows).
@@ -27,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from lmdp_pipeline.paths import PROJECT_ROOT
+from lmdp_pipeline.paths import PROJECT_ROOT, PlatformPaths
 
 PERSONS = 200_000
 MONTHS = "2024-01:2024-12"
@@ -145,7 +149,20 @@ def bare_build() -> tuple[int, float, float]:
     return rows, seconds, peak
 
 
-CASES = {"refresh": refresh, "bare_refresh": bare_refresh, "build": build, "bare_build": bare_build}
+def library_refresh() -> tuple[int, float, float]:
+    home = ROOT / "library-home"
+    _fresh_home(home)
+    seconds, peak = _timed([sys.executable, "-m", "benchmarks.end_to_end", "library-refresh-process", str(home)], _env(home))
+    return _warehouse_rows(home), seconds, peak
+
+
+def library_build() -> tuple[int, float, float]:
+    seconds, peak = _timed([sys.executable, "-m", "benchmarks.end_to_end", "library-build-process", str(BUILD_HOME)], _env(BUILD_HOME))
+    return _extract_rows(BUILD_HOME / "extracts" / f"{PROJECT}.duckdb", REGISTER_TABLES), seconds, peak
+
+
+CASES = {"refresh": refresh, "bare_refresh": bare_refresh, "build": build, "bare_build": bare_build,
+         "library_refresh": library_refresh, "library_build": library_build}
 
 
 def _median(case: str, repeats: int) -> dict:
@@ -161,24 +178,30 @@ def _median(case: str, repeats: int) -> dict:
 
 
 def section(args, home: Path) -> list[str]:
-    """``make bench``'s end-to-end section: the two commands against their bare copies, in one run."""
+    """``make bench``'s end-to-end section: the two commands against their bare copies, and the same work done by
+    the library without Dagster (the floor of each command while it runs the validations and measures it must)."""
     prepare()
     results = {}
-    for case in ("bare_refresh", "refresh", "bare_build", "build"):
+    for case in ("bare_refresh", "library_refresh", "refresh", "bare_build", "library_build", "build"):
         results[case] = _median(case, args.repeats)
         print(f"end to end {case}: {results[case]['seconds']:.1f} s (runs {results[case]['all']})", flush=True)
     lines = [
         f"End to end, as users run it: whole processes, {PERSONS:,} persons over the 12 months of 2024 (all nine registers), "
-        "SQLite instance (targets: `lmdp refresh` at most 3x the bare copy, `lmdp build` at most 1.5x):",
+        "SQLite instance (targets: `lmdp refresh` at most 3x the bare copy, `lmdp build` at most 1.5x). The library column "
+        "is the same work in one process without Dagster (`ingest_delivery` for every delivery, in as many worker processes; "
+        "`build_project` then `export_project`):",
         "",
-        "| command | rows | bare DuckDB process | lmdp | ratio | peak memory, bare | peak memory, lmdp (largest process) |",
-        "|---|---|---|---|---|---|---|",
+        "| command | rows | bare DuckDB process | library, no Dagster | lmdp | library / bare | lmdp / bare "
+        "| peak memory, bare | peak memory, lmdp (largest process) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, bare, ours in (("`lmdp refresh` (12 months into an empty warehouse) vs CSV to Parquet of the same 108 files",
-                               "bare_refresh", "refresh"),
-                              (f"`lmdp build {PROJECT}` vs a copy of the same rows into a DuckDB file", "bare_build", "build")):
-        b, o = results[bare], results[ours]
-        lines.append(f"| {label} | {o['rows']:,} | {b['seconds']:.1f} s | {o['seconds']:.1f} s | {o['seconds'] / b['seconds']:.1f}x "
+    for label, bare, library, ours in (
+            ("`lmdp refresh` (12 months into an empty warehouse) vs CSV to Parquet of the same 108 files",
+             "bare_refresh", "library_refresh", "refresh"),
+            (f"`lmdp build {PROJECT}` vs a copy of the same rows into a DuckDB file", "bare_build", "library_build", "build")):
+        b, lib, o = results[bare], results[library], results[ours]
+        lines.append(f"| {label} | {o['rows']:,} | {b['seconds']:.1f} s | {lib['seconds']:.1f} s | {o['seconds']:.1f} s "
+                     f"| {lib['seconds'] / b['seconds']:.1f}x | {o['seconds'] / b['seconds']:.1f}x "
                      f"| {b['peak_rss_mb']:.0f} MB | {o['peak_rss_mb']:.0f} MB |")
     return lines + ["", "Each process timed from outside, medians of the runs: "
                     + "; ".join(f"{case} {r['all']}" for case, r in results.items()) + ".", ""]
@@ -214,12 +237,65 @@ def bare_build_process(warehouse: Path, target: Path) -> None:
     con.close()
 
 
+# --- the library processes: the same work as lmdp, without Dagster --------------------------------------
+
+
+def _ingest_months(home: str, months: list[str]) -> None:
+    """Months in a worker process, as ``lmdp refresh`` hands them out; a month's registers after those they reference."""
+    from graphlib import TopologicalSorter
+
+    from lmdp_pipeline.contracts import load_contracts
+    from lmdp_pipeline.ingest import ingest_delivery
+
+    contracts, paths = load_contracts(), PlatformPaths(Path(home))
+    references = {c.register: {r.register for r in c.quality.references} - {c.register} for c in contracts}
+    order = list(TopologicalSorter(references).static_order())
+    for month in months:
+        for register in order:
+            ingest_delivery(paths, contracts, register, month)
+
+
+def library_refresh_process(home: Path) -> None:
+    """Every delivery through ``ingest_delivery`` (typing, rules, GX, Parquet), months shared by as many worker
+    processes as ``lmdp refresh`` starts: what a refresh costs before any Dagster run."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from lmdp_cli.registers import REFRESH_WORKERS, delivered_months
+    from lmdp_pipeline.paths import secure_home
+
+    paths = PlatformPaths(home)
+    secure_home(paths)
+    months = sorted(delivered_months(paths))
+    with ProcessPoolExecutor(max_workers=min(REFRESH_WORKERS, len(months)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_ingest_months, [str(home)] * len(months), [[month] for month in months]))
+
+
+def library_build_process(home: Path) -> None:
+    """``build_project`` and ``export_project``, as the two steps of ``project_build`` call them, without Dagster."""
+    from lmdp_pipeline.audit import AuditLog
+    from lmdp_pipeline.contracts import load_contracts
+    from lmdp_pipeline.exports.publish import export_project
+    from lmdp_pipeline.keys import Keystore, MasterKey
+    from lmdp_pipeline.projects.lifecycle import build_project
+
+    paths, contracts = PlatformPaths(home), load_contracts()
+    audit = AuditLog(paths.audit)
+    master = MasterKey.from_file(ROOT / "master-key.b64")
+    build_project(paths, contracts, lambda: Keystore(paths.keys, master), PROJECT, audit, requested_by="benchmark", built_before=True)
+    export_project(paths, contracts, PROJECT, audit, "")
+
+
 def main() -> None:
     command = sys.argv[1]
     if command == "bare-refresh-process":
         bare_refresh_process(Path(sys.argv[2]), Path(sys.argv[3]))
     elif command == "bare-build-process":
         bare_build_process(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif command == "library-refresh-process":
+        library_refresh_process(Path(sys.argv[2]))
+    elif command == "library-build-process":
+        library_build_process(Path(sys.argv[2]))
     else:
         rows, seconds, peak = CASES[command]()
         print(json.dumps({"case": command, "seconds": seconds, "peak_rss_mb": peak, "rows": rows}))

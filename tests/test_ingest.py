@@ -231,6 +231,23 @@ def test_volume_drift_is_a_warning_not_a_refusal(paths, contracts):
     result = ingest_delivery(paths, contracts, "individuals", MONTHS[1])
     [warning] = result.report.findings
     assert warning.check == "volume" and warning.severity == "warn"
+    assert warning.rows == result.rows_stored == int(len(rows) * 0.8) - 1  # the header is a row of the file
+
+
+def test_the_volume_rule_counts_the_whole_delivery_when_it_is_validated_in_chunks(paths, contracts, monkeypatch):
+    """The rule runs inside the chunked validation: it must judge the month's rows, never one chunk's."""
+    from lmdp_pipeline.ingest import validate
+
+    monkeypatch.setattr(validate, "CHUNK_ROWS", 50)
+    delivery = paths.delivery_file("individuals", MONTHS[1])
+    rows = rows_of(delivery)
+    assert len(rows) > 4 * 50, "the delivery must span several chunks"
+    unchanged = ingest_delivery(paths, contracts, "individuals", MONTHS[1])
+    assert [f for f in unchanged.report.findings if f.check == "volume"] == []
+    write_rows(delivery, rows[: int(len(rows) * 0.8)])
+    dropped = ingest_delivery(paths, contracts, "individuals", MONTHS[1])
+    [warning] = [f for f in dropped.report.findings if f.check == "volume"]
+    assert warning.rows == dropped.rows_stored
 
 
 def test_a_reference_to_a_month_not_ingested_is_refused(paths, contracts):

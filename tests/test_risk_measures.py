@@ -213,7 +213,7 @@ def reference(tables, sample, population, sensitive_rows, k, l, dropped=frozense
     ``dropped``: quasi-identifiers left out (their values count as missing); a table with
     every one left out adds nothing to a person's combination and is not measured alone.
     """
-    keys, out = {}, {"tables": {}, "at_risk": {}}
+    keys, out = {}, {"tables": {}, "at_risk": {}, "units": {}}
     gone = {t.name for t in tables if all(qi.name in dropped for qi in t.qis)}
 
     def coarse(t, values):
@@ -251,6 +251,7 @@ def reference(tables, sample, population, sensitive_rows, k, l, dropped=frozense
                 sum(F[c] == 1 for c in classes), round(sum(n / F[c] for c, n in classes.items()), 9),
             )
         out["at_risk"][t.name] = len({u for (u, m), kk in keys[t.name].items() if f[(m, kk)] < k})
+        out["units"][t.name] = len({u for u, _ in keys[t.name]})
     persons = [t for t in tables if t.about_persons]
     monthly = [t for t in persons if t.month] or persons
     grain = {um for t in monthly for um in keys[t.name]}
@@ -311,6 +312,23 @@ def test_every_figure_matches_a_plain_python_count(seed, k):
     assert {name: below for name, (_, below) in figures.units_at_risk.items()} == expected["at_risk"]
     assert (figures.persons, figures.persons_below_k, figures.persons_below_l, figures.persons_at_risk) == expected["persons"]
     assert 0 < figures.persons_at_risk and (k > 2 or figures.persons_at_risk < figures.persons), "persons at risk, and safe ones"
+
+
+def test_each_table_counts_the_persons_it_holds_not_the_extracts():
+    """A table's units are the persons with a row in it: twenty persons without a job in any month and ten
+    without a row of their own still count in the extract as a whole, never in the table they are absent from."""
+    tables, sample, population, sensitive_rows = random_case(1)
+    chosen = sorted({r[0] for r in sample["people"]})
+    sample["jobs"] = [r for r in sample["jobs"] if r[0] not in chosen[:20]]
+    sample["people"] = [r for r in sample["people"] if r[0] not in chosen[-10:]]
+    expected = reference(tables, sample, population, sensitive_rows, 2, 2)
+    diagnosis = Sensitive("absences", "ab_diagnosis", "month", None, "chapter")
+    with duckdb.connect() as con:
+        space, model = workspace(con, tables, sample, population, [diagnosis], sensitive_rows)
+        figures = space.figures(model.approved)
+    assert {name: units for name, (units, _) in figures.units_at_risk.items()} == expected["units"]
+    assert expected["units"]["jobs"] < expected["persons"][0] and expected["units"]["people"] < expected["persons"][0]
+    assert figures.persons == expected["persons"][0]
 
 
 @pytest.mark.parametrize("dropped", [

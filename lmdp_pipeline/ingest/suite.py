@@ -1,7 +1,7 @@
 """Contract -> Great Expectations suite, generated, never written by hand per register.
 
 Code lists, ranges and the reference month are native GX expectations on the typed
-columns. The row rules computed in DuckDB (types, required values, identifiers, unique
+columns, and the month-to-month volume one on the delivery's row count. The row rules computed in DuckDB (types, required values, identifiers, unique
 key, references; see staging.py) arrive as bit-flag words and are checked with one
 expectation per word, whose ``meta`` lists the rule behind each bit. Every
 expectation's ``meta`` names its asset check, rule, column, severity and what an
@@ -46,8 +46,8 @@ def columns_validated(contract: Contract) -> list[str]:
     ]
 
 
-def build_suite(contract: Contract, month: str, rules: list[RowRule]) -> "gx.ExpectationSuite":
-    """Expectations for one delivery of ``contract`` dated ``month``."""
+def build_suite(contract: Contract, month: str, rules: list[RowRule], previous_rows: int) -> "gx.ExpectationSuite":
+    """Expectations for one delivery of ``contract`` dated ``month`` (``previous_rows``: the month before's, 0 if none)."""
     gx = import_gx()
     e = gx.expectations
     expectations = []
@@ -73,22 +73,29 @@ def build_suite(contract: Contract, month: str, rules: list[RowRule]) -> "gx.Exp
             column=flag_word(word), value_set=[0],
             meta={"check": "row_rules", "bits": bits},
         ))
+    volume = volume_expectation(contract, previous_rows)
+    if volume is not None:
+        expectations.append(volume)
     return gx.ExpectationSuite(name=f"{contract.register}-{contract.version}", expectations=expectations)
 
 
-def build_volume_suite(contract: Contract, previous_rows: int) -> "gx.ExpectationSuite | None":
-    """Table-level volume rule, run on a one-row frame holding the delivery's row count."""
+DELIVERY_ROWS = "_delivery_rows"
+"""A column holding the delivery's row count on every row, which the volume rule reads: a table-level rule then
+runs in the same validation as the row rules (one GX validation per delivery instead of two) whatever the number
+of chunks the rows are streamed in."""
+
+
+def volume_expectation(contract: Contract, previous_rows: int) -> "gx.expectations.Expectation | None":
+    """Month-to-month volume rule on column ``DELIVERY_ROWS``, or None without a rule or a previous month."""
     rule = contract.quality.volume
     if rule is None or previous_rows <= 0:
         return None
     gx = import_gx()
     low = int(previous_rows * (1 - rule.max_change))
     high = int(previous_rows * (1 + rule.max_change)) + 1
-    return gx.ExpectationSuite(name=f"{contract.register}-volume", expectations=[
-        gx.expectations.ExpectColumnValuesToBeBetween(
-            column="rows", min_value=low, max_value=high,
-            meta=_meta(Check.volume, f"within {rule.max_change:.0%} of last month ({previous_rows} rows)", None,
-                       f"expected {low} to {high} rows; confirm with the source that the delivery is complete",
-                       Severity(rule.severity)),
-        )
-    ])
+    return gx.expectations.ExpectColumnMaxToBeBetween(
+        column=DELIVERY_ROWS, min_value=low, max_value=high,
+        meta=_meta(Check.volume, f"within {rule.max_change:.0%} of last month ({previous_rows} rows)", None,
+                   f"expected {low} to {high} rows; confirm with the source that the delivery is complete",
+                   Severity(rule.severity)),
+    )

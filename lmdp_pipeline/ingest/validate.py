@@ -20,7 +20,7 @@ from ..contracts import Contract
 from ..sql import quote_identifier as q
 from .report import MAX_ROWS_SHOWN, Check, Finding, Severity
 from .staging import ROW, RowRule, flag_word
-from .suite import build_suite, build_volume_suite, columns_validated, import_gx
+from .suite import DELIVERY_ROWS, build_suite, columns_validated, import_gx
 
 if TYPE_CHECKING:  # pandas and pyarrow are imported when a delivery is validated, not by every `lmdp build`
     import pandas as pd
@@ -101,12 +101,12 @@ class _Validator:
         return [tally.finding() for tally in self.tallies.values()]
 
 
-def _frame_query(contract: Contract, rules: list[RowRule]) -> str:
+def _frame_query(contract: Contract, rules: list[RowRule], rows: int) -> str:
     words = sorted({flag_word(rule.bit(i)[0]) for i, rule in enumerate(rules)})
     columns = [ROW] + [q(c) for c in columns_validated(contract)] + words
     decimals = {v.name for v in contract.variables if v.type == "decimal"}
     select = [f"{c}::DOUBLE AS {c}" if c.strip('"') in decimals else c for c in columns]  # pandas would hold Decimals
-    return f"SELECT {', '.join(select)} FROM staged"
+    return f"SELECT {', '.join(select)}, {rows}::BIGINT AS {DELIVERY_ROWS} FROM staged"
 
 
 def _chunks(reader: pa.RecordBatchReader):
@@ -138,24 +138,17 @@ def validate_staged(
     con: duckdb.DuckDBPyConnection, contract: Contract, rules: list[RowRule], month: str, previous_rows: int
 ) -> tuple[int, list[Finding]]:
     """Validate table ``staged``; return its row count and the findings."""
-    import pandas as pd
-
     validator = _Validator()
-    suite = build_suite(contract, month, rules)
+    rows = con.execute("SELECT count(*) FROM staged").fetchone()[0]
+    suite = build_suite(contract, month, rules, previous_rows)
     coded = {v.name for v in contract.variables if v.codes is not None} | {contract.delivery.month_column}
-    rows = 0
     with con.cursor() as stream:  # a second handle, so the connection stays free while chunks stream
-        reader = stream.sql(_frame_query(contract, rules)).to_arrow_reader(CHUNK_ROWS)
+        reader = stream.sql(_frame_query(contract, rules, rows)).to_arrow_reader(CHUNK_ROWS)
         for chunk in _chunks(reader):
-            rows += chunk.num_rows
             validator.run(suite, _frame(chunk, coded))
-        if rows == 0:
+        if rows == 0:  # the table-level rules still judge an empty delivery (a maximum of no rows fails the volume rule)
             validator.run(suite, reader.schema.empty_table().to_pandas())
-    volume = build_volume_suite(contract, previous_rows)
-    if volume is not None:
-        validator.run(volume, pd.DataFrame({ROW: [0], "rows": [rows]}))
-    findings = validator.findings()
     return rows, [
         Finding(f.check, f.rule, f.column, rows, (), f.severity, f.hint) if f.check is Check.volume else f
-        for f in findings
+        for f in validator.findings()
     ]

@@ -228,8 +228,12 @@ class Workspace:
         self._distinct("risk_combos", "combo", "combinations of the extract")
         con.execute("CREATE OR REPLACE TEMP TABLE risk_cm AS SELECT month, combo, count(*) AS persons FROM risk_pm GROUP BY ALL")
         counted = [i for i, t in self.persons if t.month]  # every unit-month of theirs is a row of risk_pm
-        counts = ", ".join(["count(DISTINCT unit)", *(f"count(DISTINCT unit) FILTER (WHERE k{i} IS NOT NULL)" for i in counted)])
-        self.person_count, *per_table = con.execute(f"SELECT {counts} FROM risk_pm").fetchone()
+        # one pass grouped by person rather than a distinct set per table: at ten years of a whole population the
+        # person-months are hundreds of millions of rows, and each distinct set spills on its own
+        present = "".join(f", bool_or(k{i} IS NOT NULL) AS in{i}" for i in counted)
+        counts = ", ".join(["count(*)", *(f"count(*) FILTER (WHERE in{i})" for i in counted)])
+        self.person_count, *per_table = con.execute(
+            f"SELECT {counts} FROM (SELECT unit{present} FROM risk_pm WHERE unit IS NOT NULL GROUP BY unit)").fetchone()
         self.unit_counts |= dict(zip(counted, per_table))
 
     def fingerprint(self) -> str:
