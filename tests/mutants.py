@@ -38,6 +38,8 @@ MUTANTS = [
     ("project-output-threshold-ignored", "lmdp_pipeline/outputs/examination.py", 'return policy.model_copy(update={"threshold": own}) if own is not None and own > policy.threshold else policy', "return policy", "tests/test_outputs_release.py"),
     ("memo-blind-to-data", "lmdp_pipeline/risk/measures.py", "described = [sorted(digests), self.person_count", "described = [self.person_count", "tests/test_risk_memo.py"),
     ("memo-nodes-not-remeasured", "lmdp_pipeline/risk/lattice.py", "        if breaches(figures, model, policy):\n            continue\n", "", "tests/test_risk_memo.py tests/test_risk_lattice.py"),
+    ("table-units-are-the-extracts", "lmdp_pipeline/risk/measures.py", 'f"count(*) FILTER (WHERE in{i})"', 'f"count(*)"', "tests/test_risk_measures.py"),
+    ("volume-of-one-chunk", "lmdp_pipeline/ingest/validate.py", "{rows}::BIGINT AS {DELIVERY_ROWS}", "count(*) OVER (PARTITION BY {ROW} // 50) AS {DELIVERY_ROWS}", "tests/test_ingest.py"),
     ("below-k-inclusive", "lmdp_pipeline/risk/measures.py", "coalesce(sum(persons) FILTER (WHERE persons < $k), 0) AS below FROM risk_classes", "coalesce(sum(persons) FILTER (WHERE persons <= $k), 0) AS below FROM risk_classes", "tests/test_risk_measures.py tests/test_risk_lattice.py"),
     ("scan-13-digits-only", S+"checks.py", 'DIGIT_RUN = "[0-9]{8,}"', 'DIGIT_RUN = "[0-9]{13,}"', "tests/test_extract.py"),
     ("zone-population-only", S+"checks.py", 'zone = " UNION ALL ".join(f"SELECT identifier FROM {m}" for m in facts.identifier_maps)', 'zone = " UNION ALL ".join(f"SELECT identifier FROM {m}" for m in facts.identifier_maps[:1])', "tests/test_extract.py"),
