@@ -188,8 +188,8 @@ def section(args, home: Path) -> list[str]:
     lines = [
         f"End to end, as users run it: whole processes, {PERSONS:,} persons over the 12 months of 2024 (all nine registers), "
         "SQLite instance (targets: `lmdp refresh` at most 3x the bare copy, `lmdp build` at most 1.5x). The library column "
-        "is the same work in one process without Dagster (`ingest_delivery` for every delivery, in as many worker processes; "
-        "`build_project` then `export_project`):",
+        "is the same work without Dagster, in processes started the same way (`ingest_delivery` for every delivery, months "
+        "handed to as many worker processes; `build_project` then `export_project`):",
         "",
         "| command | rows | bare DuckDB process | library, no Dagster | lmdp | library / bare | lmdp / bare "
         "| peak memory, bare | peak memory, lmdp (largest process) |",
@@ -240,8 +240,9 @@ def bare_build_process(warehouse: Path, target: Path) -> None:
 # --- the library processes: the same work as lmdp, without Dagster --------------------------------------
 
 
-def _ingest_months(home: str, months: list[str]) -> None:
-    """Months in a worker process, as ``lmdp refresh`` hands them out; a month's registers after those they reference."""
+def _ingest_month(home: str, month: str, registers: list[str]) -> None:
+    """One month's delivered registers in a worker process, as ``lmdp refresh`` hands them out, each after the
+    registers it references (Dagster orders the assets so)."""
     from graphlib import TopologicalSorter
 
     from lmdp_pipeline.contracts import load_contracts
@@ -249,15 +250,14 @@ def _ingest_months(home: str, months: list[str]) -> None:
 
     contracts, paths = load_contracts(), PlatformPaths(Path(home))
     references = {c.register: {r.register for r in c.quality.references} - {c.register} for c in contracts}
-    order = list(TopologicalSorter(references).static_order())
-    for month in months:
-        for register in order:
+    for register in TopologicalSorter(references).static_order():
+        if register in registers:
             ingest_delivery(paths, contracts, register, month)
 
 
 def library_refresh_process(home: Path) -> None:
-    """Every delivery through ``ingest_delivery`` (typing, rules, GX, Parquet), months shared by as many worker
-    processes as ``lmdp refresh`` starts: what a refresh costs before any Dagster run."""
+    """Every delivery through ``ingest_delivery`` (typing, rules, GX, Parquet), months handed to as many worker
+    processes as ``lmdp refresh`` starts: a refresh without its Dagster runs, events and audit lines."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -266,20 +266,24 @@ def library_refresh_process(home: Path) -> None:
 
     paths = PlatformPaths(home)
     secure_home(paths)
-    months = sorted(delivered_months(paths))
+    delivered = delivered_months(paths)
+    months = sorted(delivered)
     with ProcessPoolExecutor(max_workers=min(REFRESH_WORKERS, len(months)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(_ingest_months, [str(home)] * len(months), [[month] for month in months]))
+        list(pool.map(_ingest_month, [str(home)] * len(months), months, [delivered[m] for m in months]))
 
 
 def library_build_process(home: Path) -> None:
-    """``build_project`` and ``export_project``, as the two steps of ``project_build`` call them, without Dagster."""
+    """``build_project`` and ``export_project``, as the two steps of ``project_build`` call them, without Dagster (its
+    run, events and the audit heads it records); the approval on disk is built, as ``lmdp build`` builds it."""
     from lmdp_pipeline.audit import AuditLog
     from lmdp_pipeline.contracts import load_contracts
     from lmdp_pipeline.exports.publish import export_project
     from lmdp_pipeline.keys import Keystore, MasterKey
+    from lmdp_pipeline.paths import secure_home
     from lmdp_pipeline.projects.lifecycle import build_project
 
     paths, contracts = PlatformPaths(home), load_contracts()
+    secure_home(paths)
     audit = AuditLog(paths.audit)
     master = MasterKey.from_file(ROOT / "master-key.b64")
     build_project(paths, contracts, lambda: Keystore(paths.keys, master), PROJECT, audit, requested_by="benchmark", built_before=True)

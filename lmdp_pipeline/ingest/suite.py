@@ -1,12 +1,13 @@
 """Contract -> Great Expectations suite, generated, never written by hand per register.
 
 Code lists, ranges and the reference month are native GX expectations on the typed
-columns, and the month-to-month volume one on the delivery's row count. The row rules computed in DuckDB (types, required values, identifiers, unique
-key, references; see staging.py) arrive as bit-flag words and are checked with one
-expectation per word, whose ``meta`` lists the rule behind each bit. Every
-expectation's ``meta`` names its asset check, rule, column, severity and what an
-operator should do, so results map straight back to findings. GX is imported lazily:
-it costs seconds to import and only validation needs it.
+columns, and the month-to-month volume rule one on the delivery's row count. The row
+rules computed in DuckDB (types, required values, identifiers, unique key, references;
+see staging.py) arrive as bit-flag words and are checked with one expectation per word,
+whose ``meta`` lists the rule behind each bit. Every expectation's ``meta`` names its
+asset check, rule, column, severity and what an operator should do, so results map
+straight back to findings. GX is imported lazily: it costs seconds to import and only
+validation needs it.
 """
 
 from __future__ import annotations
