@@ -56,9 +56,10 @@ def cmd_demo(args: argparse.Namespace, paths: PlatformPaths) -> None:
         args.project = path.stem
         _demo_preview(paths, path)
         projects.cmd_build(args, paths)
-    for _, _, path in paths.output_request_files():
-        args.file = str(path)
-        outputs.cmd_outputs_release(args, paths)
+    for project, request, path in paths.output_request_files():
+        if not outputs.released_before(paths, project, request):
+            args.file = str(path)
+            outputs.cmd_outputs_release(args, paths)
     print(f"demo data under {paths.home}; open the UI with `make ui`")
 
 

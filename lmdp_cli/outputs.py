@@ -56,6 +56,18 @@ def cmd_outputs_check(args: argparse.Namespace, paths: PlatformPaths) -> None:
         print(f"  note: {note}")
 
 
+def released_before(paths: PlatformPaths, project: str, request: str) -> bool:
+    """Say so and return True when ``request`` was released earlier: released outputs are final, so ``lmdp demo`` run
+    again shows them instead of asking for them again (which ``outputs release`` refuses)."""
+    from lmdp_pipeline.outputs.ledger import RELEASED, read_decision
+
+    decision = read_decision(paths, project, request) or {}
+    if decision.get("status") != RELEASED:
+        return False
+    print(f"  request {request} of {project}: released on {decision.get('decided')}; files in {paths.home / decision.get('folder', '')}")
+    return True
+
+
 def cmd_outputs_release(args: argparse.Namespace, paths: PlatformPaths) -> None:
     from assets.outputs import OUTPUT_REQUESTS, partition_key, release_run_config
     from assets.projects import PROJECT_TAG
