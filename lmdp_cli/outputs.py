@@ -64,8 +64,12 @@ def released_before(paths: PlatformPaths, project: str, request: str) -> bool:
     decision = read_decision(paths, project, request) or {}
     if decision.get("status") != RELEASED:
         return False
-    print(f"  request {request} of {project}: released on {decision.get('decided')}; files in {paths.home / decision.get('folder', '')}")
+    print(_decision_line(paths, project, request, decision) + f" (on {decision.get('decided')})")
     return True
+
+
+def _decision_line(paths: PlatformPaths, project: str, request: str, decision: dict) -> str:
+    return f"  request {request} of {project}: {decision.get('status')}; files in {paths.home / decision.get('folder', '')}"
 
 
 def cmd_outputs_release(args: argparse.Namespace, paths: PlatformPaths) -> None:
@@ -91,7 +95,7 @@ def cmd_outputs_release(args: argparse.Namespace, paths: PlatformPaths) -> None:
     if failure:
         raise CommandError(failure)
     decision = read_decision(paths, project, request) or {}
-    print(f"  request {request} of {project}: {decision.get('status')}; files in {paths.home / decision.get('folder', '')}")
+    print(_decision_line(paths, project, request, decision))
     for name, table in decision.get("tables", {}).items():
         print(f"    table {name}: {table['cells']} cells, {table['suppressed']} suppressed")
     for reason in decision.get("review_reasons", []):

@@ -41,6 +41,7 @@ MUTANTS = [
     ("table-units-are-the-extracts", "lmdp_pipeline/risk/measures.py", 'f"count(*) FILTER (WHERE in{i})"', 'f"count(*)"', "tests/test_risk_measures.py"),
     ("volume-of-one-chunk", "lmdp_pipeline/ingest/validate.py", "validator.run(suite, _frame(chunk, coded))", "validator.run(suite, _frame(chunk, coded).assign(**{DELIVERY_ROWS: chunk.num_rows}))", "tests/test_ingest.py"),
     ("volume-on-no-rows", "lmdp_pipeline/ingest/validate.py", "_frame(pa.Table.from_pylist([{ROW: 0, DELIVERY_ROWS: 0}], schema=reader.schema), coded)", "reader.schema.empty_table().to_pandas()", "tests/test_ingest.py"),
+    ("risk-order-left-off", "lmdp_pipeline/risk/assess.py", "        with contextlib.suppress(duckdb.Error):\n            con.execute(\"RESET preserve_insertion_order\")\n        raise", "        raise", "tests/test_risk_measures.py"),
     ("below-k-inclusive", "lmdp_pipeline/risk/measures.py", "coalesce(sum(persons) FILTER (WHERE persons < $k), 0) AS below FROM risk_classes", "coalesce(sum(persons) FILTER (WHERE persons <= $k), 0) AS below FROM risk_classes", "tests/test_risk_measures.py tests/test_risk_lattice.py"),
     ("scan-13-digits-only", S+"checks.py", 'DIGIT_RUN = "[0-9]{8,}"', 'DIGIT_RUN = "[0-9]{13,}"', "tests/test_extract.py"),
     ("zone-population-only", S+"checks.py", 'zone = " UNION ALL ".join(f"SELECT identifier FROM {m}" for m in facts.identifier_maps)', 'zone = " UNION ALL ".join(f"SELECT identifier FROM {m}" for m in facts.identifier_maps[:1])', "tests/test_extract.py"),

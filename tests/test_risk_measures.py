@@ -362,3 +362,30 @@ def test_the_lattice_shortcut_agrees_with_the_full_figures():
                 assert (quick is None and full.share_at_risk > limit) or quick == pytest.approx(full.share_at_risk)
             worst = full.worst_rate(["people", "jobs", "external_survey"])
             assert space.worst_rate() == pytest.approx(worst.reidentification_rate if worst else 0.0)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_risk_step_leaves_the_build_connection_keeping_row_order(monkeypatch, fails):
+    """The measures run without insertion order; a build's tables are then written in an order that must hold, so the
+    setting is back whatever happens, and a failure surfaces as the measure's own error. The measuring itself is
+    replaced here by one that makes a table and then fails or answers: the wrapper around it is what is tested."""
+    from lmdp_pipeline.risk import assess
+
+    def measure(con, *_):
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is False
+        con.execute("CREATE TEMP TABLE risk_scratch AS SELECT 1 AS x")
+        if fails:
+            raise KeyCollision("two combinations share a hash")
+        return "figures"
+
+    monkeypatch.setattr(assess, "_measure", measure)
+    with duckdb.connect() as con:
+        con.execute("CREATE TEMP TABLE selected_jobs AS SELECT 1 AS x")
+        if fails:
+            with pytest.raises(KeyCollision, match="share a hash"):
+                assess._assess(con, None, None, None, {}, {}, keep=False)
+        else:
+            assert assess._assess(con, None, None, None, {}, {}, keep=False) == "figures"
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0] is True
+        temporary = {n for (n,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+        assert "selected_jobs" in temporary and ("risk_scratch" in temporary) == fails

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import duckdb
@@ -73,16 +74,25 @@ class RiskAssessment:
 
 def _assess(con, plan: Plan, paths: PlatformPaths, model: RiskModel, rows: dict, sensitive: dict, keep: bool) -> RiskAssessment:
     """The measures on ``con``, whose risk tables are sets: DuckDB need not keep their rows' order, which at ten years of
-    a whole population is what lets them fit the memory limit; they are dropped once the figures are out."""
+    a whole population is what lets them fit the memory limit; they are dropped once the figures are out.
+
+    The setting is reset whatever happens (a build's tables are written in an order that must hold). After a failure
+    the caller discards the connection, so its tables are left to it, and the measure's own error is the one raised,
+    not a second one from a connection DuckDB may have invalidated.
+    """
     before = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
     con.execute("SET preserve_insertion_order = false")
     try:
-        return _measure(con, plan, paths, model, rows, sensitive, keep)
-    finally:
-        con.execute("RESET preserve_insertion_order")
-        for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
-            if name not in before:
-                con.execute(f'DROP TABLE temp."{name}"')
+        assessment = _measure(con, plan, paths, model, rows, sensitive, keep)
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("RESET preserve_insertion_order")
+        raise
+    con.execute("RESET preserve_insertion_order")
+    for (name,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall():
+        if name not in before:
+            con.execute(f'DROP TABLE temp."{name}"')
+    return assessment
 
 
 def _measure(con, plan: Plan, paths: PlatformPaths, model: RiskModel, rows: dict, sensitive: dict, keep: bool) -> RiskAssessment:
