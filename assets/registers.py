@@ -73,7 +73,6 @@ def _metadata(result: IngestResult, contract: Contract, dictionary: Path) -> dic
 
 def build_register_asset(contract: Contract) -> dg.AssetsDefinition:
     key = register_key(contract.register)
-    upstream = sorted({ref.register for ref in contract.quality.references if ref.register != contract.register})
     with warnings.catch_warnings():
         # Partitioned checks are a Dagster preview; they are what lets the UI show each month's verdict.
         warnings.simplefilter("ignore", dg.PreviewWarning)
@@ -87,7 +86,7 @@ def build_register_asset(contract: Contract) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         partitions_def=MONTHLY_PARTITIONS,
-        deps=[register_key(r) for r in upstream],
+        deps=[register_key(r) for r in contract.referenced_registers],
         check_specs=check_specs,
         group_name=REGISTERS_GROUP,
         kinds={"csv", "parquet", "duckdb"},

@@ -242,15 +242,12 @@ def bare_build_process(warehouse: Path, target: Path) -> None:
 
 def _ingest_month(home: str, month: str, registers: list[str]) -> None:
     """One month's delivered registers in a worker process, as ``lmdp refresh`` hands them out, each after the
-    registers it references (Dagster orders the assets so)."""
-    from graphlib import TopologicalSorter
-
+    registers it references."""
     from lmdp_pipeline.contracts import load_contracts
     from lmdp_pipeline.ingest import ingest_delivery
 
     contracts, paths = load_contracts(), PlatformPaths(Path(home))
-    references = {c.register: {r.register for r in c.quality.references} - {c.register} for c in contracts}
-    for register in TopologicalSorter(references).static_order():
+    for register in contracts.ingestion_order:
         if register in registers:
             ingest_delivery(paths, contracts, register, month)
 

@@ -17,9 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .contracts import ContractSet
 from .contracts.loader import POLICY_NAME
-from .paths import CONTRACTS_DIR
-
-POLICY_FILE = CONTRACTS_DIR / f"{POLICY_NAME}.yaml"
 
 
 class _Strict(BaseModel):
@@ -69,7 +66,7 @@ class PolicyError(ValueError):
 
 
 @lru_cache(maxsize=4)
-def load_policy(path: Path = POLICY_FILE) -> DisclosurePolicy:
+def load_policy(path: Path) -> DisclosurePolicy:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         return DisclosurePolicy.model_validate(data)
@@ -80,5 +77,10 @@ def load_policy(path: Path = POLICY_FILE) -> DisclosurePolicy:
 
 
 def policy_of(contracts: ContractSet) -> DisclosurePolicy:
-    """The disclosure policy that sits with these contracts (``data_contracts/disclosure_policy.yaml``)."""
+    """The disclosure policy that sits with these contracts (``disclosure_policy.yaml`` in their folder).
+
+    The only way the platform finds its policy: a deployment that points the platform at
+    its own contracts folder gets its own thresholds for the risk and the output checks
+    alike, never the repository's for one of them.
+    """
     return load_policy(contracts.directory / f"{POLICY_NAME}.yaml")

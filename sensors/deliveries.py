@@ -19,7 +19,6 @@ import dagster as dg
 from assets.partitions import MONTHLY_PARTITIONS
 from assets.registers import register_key
 from assets.resources import PlatformResource
-from lmdp_pipeline.contracts import ContractSet
 from lmdp_pipeline.files import sha256_of
 
 from .jobs import register_refresh
@@ -35,24 +34,6 @@ def _already_stored(instance: dg.DagsterInstance, register: str, month: str, sha
     return getattr(metadata.get("sha256"), "value", None) == sha256
 
 
-def _dependents(contracts: ContractSet) -> dict[str, set[str]]:
-    """Register -> every register whose reference checks read it, directly or not."""
-    direct: dict[str, set[str]] = {c.register: set() for c in contracts}
-    for contract in contracts:
-        for ref in contract.quality.references:
-            direct[ref.register].add(contract.register)
-    closure = {}
-    for register in direct:
-        seen, todo = set(), list(direct[register])
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(direct[current])
-        closure[register] = seen
-    return closure
-
-
 @dg.sensor(
     job=register_refresh,
     minimum_interval_seconds=30,
@@ -65,7 +46,6 @@ def _dependents(contracts: ContractSet) -> dict[str, set[str]]:
 def register_deliveries(context: dg.SensorEvaluationContext, platform: PlatformResource):
     seen: dict[str, list] = json.loads(context.cursor) if context.cursor else {}
     contracts = platform.contracts()
-    dependents = _dependents(contracts)
     valid_months = set(MONTHLY_PARTITIONS.get_partition_keys(dynamic_partitions_store=context.instance))
     current: dict[str, list] = {}
     delivered: dict[str, set[str]] = {}  # month -> registers with a file
@@ -89,7 +69,7 @@ def register_deliveries(context: dg.SensorEvaluationContext, platform: PlatformR
         if not _already_stored(context.instance, register, month, digest):
             changed.setdefault(month, {})[register] = digest
     for month, registers in sorted(changed.items()):
-        selected = set(registers) | {d for r in registers for d in dependents[r] if d in delivered[month]}
+        selected = set(registers) | {d for r in registers for d in contracts.dependents[r] if d in delivered[month]}
         fingerprint = ",".join(f"{r}:{registers[r]}" for r in sorted(registers))
         yield dg.RunRequest(
             run_key=f"{month}:{hashlib.sha256(fingerprint.encode()).hexdigest()}",

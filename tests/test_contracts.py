@@ -182,6 +182,12 @@ BREAKAGES = [
         "quality.references[j_employer]", "has no column 'e_matricule'", id="reference-to-unknown-column",
     ),
     pytest.param(
+        "individuals",
+        lambda d: d.setdefault("quality", {}).setdefault("references", []).append(
+            {"column": "i_matricule", "register": "jobs", "to_column": "j_matricule"}),
+        "field quality.references", "reference each other in a cycle", id="reference-cycle",
+    ),
+    pytest.param(
         "individuals", lambda d: set_in(d, "register", "persons"),
         "field register", "must match the file name", id="register-name-mismatch",
     ),
@@ -222,3 +228,21 @@ def test_invalid_yaml_is_refused(contracts_copy):
 def test_empty_contract_directory_is_refused(tmp_path):
     with pytest.raises(ContractError, match="no register contracts"):
         load_contracts(tmp_path)
+
+
+def test_each_register_is_ingested_after_the_registers_its_checks_read(contracts):
+    order = contracts.ingestion_order
+    assert sorted(order) == sorted(contracts.registers)
+    for contract in contracts:
+        for ref in contract.quality.references:
+            if ref.register != contract.register:
+                assert order.index(ref.register) < order.index(contract.register), f"{contract.register} reads {ref.register}"
+
+
+def test_a_new_delivery_rechecks_every_register_that_reads_it_even_through_another(contracts):
+    """Hand-derived from the contracts: absences read affiliation, which reads individuals and enterprises."""
+    assert contracts.dependents["affiliation"] == {"absences", "benefits_in_kind", "cash_benefits", "reclassifications"}
+    assert contracts.dependents["enterprises"] == {"affiliation", "jobs", "absences", "benefits_in_kind", "cash_benefits",
+                                                   "reclassifications"}
+    assert contracts.dependents["individuals"] == set(contracts.registers) - {"individuals", "enterprises"}
+    assert contracts.dependents["jobs"] == set()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lmdp_pipeline.disclosure_policy import POLICY_FILE, PolicyError, load_policy
+from lmdp_pipeline.disclosure_policy import PolicyError, load_policy, policy_of
 
 
-def test_the_committed_policy_loads_with_the_documented_defaults():
-    policy = load_policy()
+def test_the_committed_policy_loads_with_the_documented_defaults(contracts):
+    policy = policy_of(contracts)
     assert policy.risk.k == 5 and policy.output.threshold == 10
     assert (policy.output.dominance_n, policy.output.dominance_k, policy.output.p_percent) == (2, 0.9, 0.1)
 
@@ -17,8 +17,8 @@ def test_the_committed_policy_loads_with_the_documented_defaults():
 @pytest.mark.parametrize(("section", "field", "value", "words"), [
     ("risk", "k", 1, "risk.k"), ("output", "dominance_k", 1.5, "output.dominance_k"), ("output", "unknown", 1, "output.unknown"),
 ])
-def test_a_malformed_policy_is_refused_naming_the_field(tmp_path, section, field, value, words):
-    data = yaml.safe_load(POLICY_FILE.read_text())
+def test_a_malformed_policy_is_refused_naming_the_field(tmp_path, contracts, section, field, value, words):
+    data = yaml.safe_load((contracts.directory / "disclosure_policy.yaml").read_text())
     data[section][field] = value
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data))

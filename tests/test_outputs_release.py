@@ -13,11 +13,13 @@ import sys
 
 import dagster as dg
 import pytest
+import yaml
 
 from assets import PlatformResource
 from assets.audit_log import AUDIT_LOG_KEY, recorded_head
 from assets.outputs import OUTPUT_REQUESTS, RELEASE_KEY, partition_key, release_request_op, release_run_config
 from lmdp_pipeline.audit import AuditLog, verify
+from lmdp_pipeline.contracts import load_contracts
 from lmdp_pipeline.files import sha256_of
 from lmdp_pipeline.outputs import examination as examination_module
 from lmdp_pipeline.outputs.ledger import read_decision
@@ -215,6 +217,24 @@ def test_a_project_s_own_higher_threshold_is_enforced_and_checked(home, contract
     make_extract(home, {"people": ([PERSON, GROUPS, KINDS], grid_rows(safe_at_ten)[0])}, manifest={"output_threshold": "5"})
     lower = examine(home, contracts, write_request(home, "r2", TABLE))
     assert lower.rules.threshold == 10 and lower.status == "released"
+
+
+def test_the_policy_applied_is_the_one_beside_the_contracts(home, contracts_copy):
+    """A deployment that points the platform at its own contracts folder gets its own output threshold, in the
+    examination and in the release's blocking check, never the repository's (which publishes cells of 20)."""
+    policy_file = contracts_copy / "disclosure_policy.yaml"
+    policy = yaml.safe_load(policy_file.read_text(encoding="utf-8"))
+    policy["output"]["threshold"] = 25
+    policy_file.write_text(yaml.safe_dump(policy), encoding="utf-8")
+    deployment = load_contracts(contracts_copy)
+    safe_at_ten = {("A", "x"): 20, ("A", "y"): 20, ("B", "x"): 30, ("B", "y"): 40}
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS], grid_rows(safe_at_ten)[0])})
+    examined = examine(home, deployment, write_request(home, "r1", TABLE))
+    assert examined.rules.threshold == 25
+    assert {key for key, cell in examined.tables[0].cells.cells.items() if is_suppressed(cell)} >= {("A", "x"), ("A", "y")}
+    result = release_request(home, deployment, write_request(home, "r1", TABLE), audit(home))
+    assert result.examination.rules.threshold == 25
+    assert audit(home).entries()[-1]["tables"]["t"]["suppressed"] >= 2
 
 
 def test_a_killed_releases_leftovers_are_removed(home, contracts):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from lmdp_pipeline.contracts import load_contracts
-from lmdp_pipeline.disclosure_policy import load_policy
+from lmdp_pipeline.disclosure_policy import policy_of
 from lmdp_pipeline.outputs.examination import examine
 from lmdp_pipeline.outputs.rules import DOMINANCE, P_PERCENT, SECONDARY, THRESHOLD, ZERO
 from lmdp_pipeline.paths import PlatformPaths
@@ -124,7 +124,8 @@ def test_p_percent_when_the_rest_is_less_than_a_tenth_of_the_largest(home, contr
     people(home, {("A", "x"): 10}, dominance_rows([100, 1] + [1.0] * 8, [5.0] * 20))  # rest 8 < 10% of 100
     cells = examined(home, SUMS, contracts).tables[0].cells.cells
     assert set(cells[("A", None)].reasons) == {DOMINANCE, P_PERCENT}, "with ACRO's defaults a p-percent failure is also a (2, 90%) one"
-    lenient = load_policy().model_copy(update={"output": load_policy().output.model_copy(update={"dominance_k": 0.99})})
+    policy = policy_of(contracts)
+    lenient = policy.model_copy(update={"output": policy.output.model_copy(update={"dominance_k": 0.99})})
     cells = examined(home, SUMS, contracts, lenient, name="r2").tables[0].cells.cells
     assert cells[("A", None)].reasons == [P_PERCENT]
 

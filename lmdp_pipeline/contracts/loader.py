@@ -11,6 +11,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,26 @@ class ContractSet:
 
     def file_of(self, register: str) -> Path:
         return self.directory / f"{register}.yaml"
+
+    @cached_property
+    def ingestion_order(self) -> list[str]:
+        """Every register after the registers it references: the order a month's deliveries are ingested in."""
+        return list(TopologicalSorter({c.register: c.referenced_registers for c in self}).static_order())
+
+    @cached_property
+    def dependents(self) -> dict[str, set[str]]:
+        """Register -> every register whose reference checks read it, directly or through another register.
+
+        A new delivery of a register changes what those checks find, so they are checked again.
+        """
+        readers: dict[str, set[str]] = {register: set() for register in self.registers}
+        for contract in self:
+            for referenced in contract.referenced_registers:
+                readers[referenced].add(contract.register)
+        closure: dict[str, set[str]] = {}
+        for register in reversed(self.ingestion_order):  # readers come later in the order: their closure is known
+            closure[register] = readers[register].union(*(closure[reader] for reader in readers[register]))
+        return closure
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -142,6 +163,20 @@ def _check_across_registers(contracts: Mapping[str, Contract], directory: Path) 
                 )
 
 
+def _check_no_reference_cycle(contracts: ContractSet) -> None:
+    """Refuse registers whose reference checks read each other: neither month could be ingested first."""
+    try:
+        contracts.ingestion_order
+    except CycleError as error:
+        cycle = error.args[1]  # [a, b, ..., a]: each register is referenced by the next
+        files = ", ".join(str(contracts.file_of(register)) for register in sorted(set(cycle)))
+        raise ContractError(
+            f"{files}: field quality.references: the registers reference each other in a cycle "
+            f"({' -> '.join(reversed(cycle))}, each referencing the next); a month is ingested after the registers it "
+            "references, so one of these references must go"
+        ) from None
+
+
 def load_contracts(directory: Path = CONTRACTS_DIR) -> ContractSet:
     """Load every register contract and the shared code lists they reference.
 
@@ -163,4 +198,6 @@ def _load_contracts(directory: Path, fingerprint: tuple) -> ContractSet:
         raise ContractError(f"{directory}: no register contracts (*.yaml) found")
     contracts = {path.stem: load_contract(path, code_lists) for path in paths}
     _check_across_registers(contracts, directory)
-    return ContractSet(contracts=contracts, code_lists=code_lists, directory=directory)
+    contract_set = ContractSet(contracts=contracts, code_lists=code_lists, directory=directory)
+    _check_no_reference_cycle(contract_set)
+    return contract_set

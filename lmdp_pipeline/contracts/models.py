@@ -324,6 +324,11 @@ class Contract(_Strict):
         raise KeyError(f"register {self.register!r} has no variable {name!r}")
 
     @cached_property
+    def referenced_registers(self) -> list[str]:
+        """The other registers this one's reference checks read: their month is ingested before this one's."""
+        return sorted({ref.register for ref in self.quality.references} - {self.register})
+
+    @cached_property
     def delivered_columns(self) -> list[str]:
         """Every column of a delivery file, in file order: variables then dropped identifiers."""
         return [v.name for v in self.variables] + [d.name for d in self.direct_identifiers]

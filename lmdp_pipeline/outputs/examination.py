@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from ..contracts import ContractSet
-from ..disclosure_policy import DisclosurePolicy, OutputPolicy, load_policy
+from ..disclosure_policy import DisclosurePolicy, OutputPolicy, policy_of
 from ..files import cached_sha256, sha256_of
 from ..keys import KeyFolder
 from ..paths import PlatformPaths
@@ -207,7 +207,7 @@ def _table(con, examination: Examination, table, policy, earlier: list[EarlierTa
 def examine(paths: PlatformPaths, contracts: ContractSet, path: Path, policy: DisclosurePolicy | None = None,
             con: duckdb.DuckDBPyConnection | None = None) -> Examination:
     """Decide on a request file without writing anything. ``con``: the extract, already open (else opened here)."""
-    policy = policy or load_policy()
+    policy = policy or policy_of(contracts)
     path = Path(path)
     project, request = request_names(path)
     examination = Examination(project, request, path, rules=policy.output)

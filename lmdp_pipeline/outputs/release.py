@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..audit import AuditLog
 from ..contracts import ContractSet
-from ..disclosure_policy import DisclosurePolicy, load_policy
+from ..disclosure_policy import DisclosurePolicy, policy_of
 from ..files import sha256_of, sync_directory
 from ..keys import KeyFolder
 from ..locks import held
@@ -137,7 +137,7 @@ def release_request(
     expected_fingerprint: str = "", policy: DisclosurePolicy | None = None, on_wait: Callable[[], None] | None = None,
 ) -> ReleaseResult:
     """Examine, protect, check and publish one request, auditing each decision; raise OutputRefused or OutputChecksFailed."""
-    policy = policy or load_policy()
+    policy = policy or policy_of(contracts)
     project, request = request_names(path)
     audit.record("output_requested", project=project, request=request, requested_by=requested_by,
                  fingerprint=expected_fingerprint or None, run_id=run_id)
