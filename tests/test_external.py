@@ -176,12 +176,12 @@ BAD_FILES = {
     "e-mails": (_add("q_contact", lambda i, r: f"p{i}@example.lu"), {"q_contact": "string"}, "column 'q_contact' holds e-mail addresses"),
     "phones": (_add("q_reach", lambda i, r: "+352 621 123 456"), {"q_reach": "string"}, "column 'q_reach' holds phone numbers"),
     "addresses": (_add("q_where", lambda i, r: "12 rue de la Gare"), {"q_where": "string"}, "column 'q_where' holds text with spaces"),
-    "respondent-number": (_add("q_number", lambda i, r: str(1000 + i)), {"q_number": "integer"}, "column 'q_number' has 22 distinct values in 22 non-blank rows"),
+    "respondent-number": (_add("q_number", lambda i, r: str(1000 + i)), {"q_number": "integer"}, "column 'q_number' has "),
     "matricule-as-decimal": (_add("q_score", _smuggled(".0")), {"q_score": "decimal"}, "column 'q_score' holds a valid matricule inside"),
     "matricule-with-a-letter-and-blanks": (_add("q_code", _smuggled("A", blank_every=9)), {"q_code": "string"},
                                            "column 'q_code' holds matricules of this file or of the population"),
     "near-unique-over-non-blank": (_add("q_code", lambda i, r: "" if i % 2 else f"R{i}"), {"q_code": "string"},
-                                   "column 'q_code' has 11 distinct values in 11 non-blank rows"),
+                                   "column 'q_code' has "),
     "employer-numbers-in-a-decimal": (_add("q_amount", lambda i, r: f"{19632000000 + i % 3}.5"), {"q_amount": "decimal"},
                                       "column 'q_amount' holds runs of 8 or more digits (identifiers) in 3 distinct values"),
     "some-matricules-in-an-integer": (_add("q_ref", _others_matricule), {"q_ref": "integer"}, "column 'q_ref' holds runs of 8 or more digits"),
@@ -255,10 +255,56 @@ def test_near_uniqueness_applies_to_small_files(distinct_every, refused, survey_
     _rewrite(valid, paths.external / PROJECT / f"{SURVEY}.csv", _add("q_code", lambda i, r: f"K{i // distinct_every}"))
     plan = _declare(plan_for(PROJECT, contracts), q_code="string")
     if refused:
-        with pytest.raises(ExternalDataRefused, match="column 'q_code' has 5 distinct values in 5 non-blank rows"):
+        with pytest.raises(ExternalDataRefused, match=r"column 'q_code' has (\d) distinct values in the \1 non-blank rows"):
             build_extract(plan, paths, key, {})
     else:
         assert build_extract(plan, paths, key, {}).externals
+
+
+@pytest.mark.parametrize("padding", ["invalid matricules", "persons outside the population"])
+def test_rows_the_linkage_drops_do_not_dilute_a_key(padding, survey_rows, small_home, contracts, key, tmp_path):
+    """The attack of the review: a per-respondent key padded with rows sharing one value passes a count over the whole
+    file (121 distinct values in 140 rows), but the padding never reaches the extract, where the key is unique again."""
+    paths = own_external(small_home, tmp_path)
+    linked = [r for r in survey_rows if matricule.is_valid(r["matricule"])]
+    if padding == "invalid matricules":
+        pads = [{"matricule": f"x{i}", "q_health": "3", "q_hours": "40"} for i in range(len(linked))]
+    else:  # valid matricules of persons who are not in the cohort (born 1940): dropped as not linked
+        pads = [{"matricule": m, "q_health": "3", "q_hours": "40"} for m in _valid_matricules("1940", len(linked))]
+    rows = [r | {"q_weight": str(2 + i)} for i, r in enumerate(linked)] + [r | {"q_weight": "1"} for r in pads]
+    assert len({r["q_weight"] for r in rows}) < 0.9 * len(rows), "the whole file is no key by the count"
+    _rewrite(rows, paths.external / PROJECT / f"{SURVEY}.csv", lambda rows: rows)
+    plan = _declare(plan_for(PROJECT, contracts), q_weight="integer")
+    with pytest.raises(ExternalDataRefused, match=r"column 'q_weight' has (\d+) distinct values in the \1 non-blank rows"):
+        build_extract(plan, paths, key, {})
+    if padding == "invalid matricules":  # the preview, which knows no population, judges the rows with valid ids
+        with pytest.raises(ExternalDataRefused, match="column 'q_weight' has"):
+            inspect_external(paths, PROJECT, SURVEY, plan.approval.external[SURVEY])
+
+
+def _valid_matricules(year: str, count: int) -> list[str]:
+    """Matricules with valid check digits for persons born on 1 January of ``year``."""
+    return [body + matricule.check_digits(body) for body in (f"{year}0101{serial:03d}" for serial in range(count))]
+
+
+def test_every_column_of_the_file_counts_as_a_quasi_identifier(survey_rows, small_home, contracts, key, tmp_path):
+    """A key kept just under the near-uniqueness limit with linked respondents (80% unique, the rest sharing a value)
+    is measured: the survey table's expected re-identifications are recomputed here from the extract's own rows."""
+    paths = own_external(small_home, tmp_path)
+    rows = [r for r in survey_rows if matricule.is_valid(r["matricule"])]
+    rows = [r | {"q_weight": str(2 + i) if i % 5 else "1"} for i, r in enumerate(rows)]
+    _rewrite(rows, paths.external / PROJECT / f"{SURVEY}.csv", lambda rows: rows)
+    result = build_extract(_declare(plan_for(PROJECT, contracts), q_weight="integer"), paths, key, {})
+    with duckdb.connect(str(result.path), read_only=True) as con:
+        published = con.execute("SELECT q_health, q_hours, q_weight FROM external_survey_2025").fetchall()
+        listed = {c for (c,) in con.execute(
+            "SELECT item FROM _risk WHERE section = 'quasi_identifier' AND scope = 'external_survey_2025'").fetchall()}
+    assert listed == {"q_health", "q_hours", "q_weight"}, "none of them was declared a quasi-identifier"
+    sizes = {combination: published.count(combination) for combination in published}
+    [measured] = [t for t in result.risk.figures.tables if t.table == "external_survey_2025"]
+    assert measured.units == len(published) and measured.sample_uniques == sum(1 for n in sizes.values() if n == 1)
+    assert measured.expected_reidentifications == pytest.approx(sum(1 / sizes[c] for c in published))
+    assert measured.reidentification_rate > result.risk.policy.risk.max_reidentification_rate, "beyond the policy: refused unless accepted"
 
 
 @pytest.mark.parametrize(
@@ -268,8 +314,10 @@ def test_near_uniqueness_applies_to_small_files(distinct_every, refused, survey_
         ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "integer", "values": [1, 2.5]}}}, "2.5 is not of type integer"),
         ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "string", "values": ["very good"]}}}, "without spaces"),
         ({"file": "s.xlsx", "id_column": "matricule", "columns": {"q": {"type": "integer"}}}, "external.survey_2025.file"),
+        ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "integer", "quasi_identifier": False}}},
+         "every column of the researchers' own file is a quasi-identifier"),
     ],
-    ids=["id-declared", "value-type", "value-with-space", "not-csv-or-parquet"],
+    ids=["id-declared", "value-type", "value-with-space", "not-csv-or-parquet", "column-declared-unknown-to-them"],
 )
 def test_a_bad_declaration_is_refused_with_the_approval(dataset, words, tmp_path):
     import yaml

@@ -60,11 +60,12 @@ def test_a_coarser_level_of_an_approved_value_is_the_coarser_level_of_the_finest
                 assert mismatched == 0, f"{name}: {approved} -> {target}"
 
 
-def test_external_columns_count_when_declared(contracts):
+def test_every_external_column_counts_the_researchers_know_them_all(contracts):
     plan = plan_for("P2026-001", contracts)
     model = RiskModel.of(plan)
     [survey] = [t for t in model.tables if t.name == "external_survey_2025"]
-    assert [(qi.column, qi.level, qi.levels) for qi in survey.own] == [("q_hours", AS_DECLARED, (AS_DECLARED, DROPPED))]
+    assert [(qi.column, qi.level, qi.levels) for qi in survey.own] == [
+        ("q_health", AS_DECLARED, (AS_DECLARED, DROPPED)), ("q_hours", AS_DECLARED, (AS_DECLARED, DROPPED))]
     assert survey.month is None and survey.single and survey.about_persons
 
 
@@ -93,7 +94,8 @@ def test_the_employer_s_quasi_identifiers_travel_with_the_jobs_when_enterprises_
     assert [qi.name for qi in tables["jobs"].linked] == ["enterprises.e_nace", "enterprises.e_size"]
     assert tables["jobs"].employer == "j_employer"
     assert [qi.name for qi in model.dimensions] == [
-        "individuals.i_birth_date", "jobs.j_isco", "enterprises.e_nace", "enterprises.e_size", "external_survey_2025.q_hours"]
+        "individuals.i_birth_date", "jobs.j_isco", "enterprises.e_nace", "enterprises.e_size", "external_survey_2025.q_health",
+        "external_survey_2025.q_hours"]
     assert [t.name for t in model.person_tables] == ["individuals", "jobs", "external_survey_2025"]
 
 

@@ -7,6 +7,7 @@ One module per job, imported in this order (no cycles):
 - ``tables``: a table's cells and totals computed in DuckDB, with the evidence the rules need.
 - ``rules``: threshold, zeros, (n, k) dominance, p-percent, negative values.
 - ``differencing``: each new cell against every cell already released for the project.
+- ``own_columns``: tables using the researchers' own columns in more than one way go to an output checker.
 - ``suppression``: secondary suppression, so no suppressed cell can be recomputed.
 - ``published``: the published grid, CSV and XLSX, suppressed cells marked.
 - ``evidence``: ``results.json`` in ACRO's format (full for checkers, without reasons for release), checksums.

@@ -11,8 +11,9 @@
    need a person;
 4. the status: ``refused`` (the request cannot be checked, a table is empty or has a
    cell no suppression can protect, an attached file breaks a rule, or the checker
-   refused it), ``review`` (attached files, or cells the rules cannot settle: negative
-   values) or ``released``. A review file (``reviews/<request>.yaml``) naming this
+   refused it), ``review`` (attached files, cells the rules cannot settle: negative
+   values, or the researchers' own columns used in more than one way: ``own_columns``)
+   or ``released``. A review file (``reviews/<request>.yaml``) naming this
    version of the request decides a request in review, as long as its tables are still
    the ones the checker saw in ``checking/<request>/``.
 """
@@ -37,6 +38,7 @@ from .attachments import AttachmentResult, check_attachment
 from .differencing import EarlierTable, difference, published_cells
 from .extract import ExtractDescription, describe_extract, resolve_request
 from .ledger import REFUSED, RELEASED, REVIEW, earlier_tables
+from .own_columns import review_reason
 from .published import Grid, csv_text, grid
 from .request import OutputRequest, OutputRequestError, Review, parse_request, parse_review, request_names
 from .rules import NEGATIVE, apply_rules
@@ -260,6 +262,9 @@ def _examine(paths, contracts, policy, examination: Examination, con) -> Examina
         return examination
     _review(paths, examination, description)
     earlier = earlier_tables(paths, examination.project, description, contracts)
+    own_columns = review_reason(tables, earlier)
+    if own_columns:
+        examination.review_reasons.append(own_columns)
     examination.releases = len(paths.output_ledger_records(examination.project))
     for position, table in enumerate(tables):
         try:

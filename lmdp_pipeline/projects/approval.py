@@ -130,8 +130,18 @@ class PeriodSpec(_Strict):
 class ExternalColumn(_Strict):
     type: Literal["integer", "decimal", "string", "date"]
     values: list[Scalar] | None = Field(default=None, min_length=1)
-    quasi_identifier: bool = False
-    """The researchers know this value for each respondent and it helps single them out: it counts in the risk measures."""
+    quasi_identifier: bool = True
+    """Always true: the researchers hold the file, so they know every value of it for each respondent and can find
+    the respondent's row by it (and with it the pseudonym and every register row). Every column counts in the risk
+    measures; ``true`` may be written, ``false`` is refused rather than let a declaration hide a key."""
+
+    @field_validator("quasi_identifier")
+    @classmethod
+    def _always_known(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("every column of the researchers' own file is a quasi-identifier: they know its value for each "
+                             "respondent and could find the respondent's row by it; remove 'quasi_identifier: false'")
+        return value
 
     @model_validator(mode="after")
     def _values_of_the_type(self) -> "ExternalColumn":

@@ -12,8 +12,9 @@ named, when:
   phone numbers, a run of eight digits or more anywhere in a value (a matricule with
   ``.0`` or a letter added is still one), a matricule with valid check digits, one of
   the file's own matricules, or text with spaces;
-- a declared column is near-unique over its non-blank values (another key: a
-  respondent number, an exact amount); blank values do not dilute the count;
+- a declared column is near-unique over its non-blank values in the rows the extract
+  will hold (another key: a respondent number, an exact amount); neither blank values
+  nor rows the linkage drops dilute the count;
 - a value does not have its declared type or is not one of the declared values;
 - a matricule appears twice, or the file has no rows.
 
@@ -175,11 +176,15 @@ def _structure(loaded: _Loaded, name: str, dataset: ExternalDataset) -> list[str
     return problems
 
 
-def _identifying_content(con, loaded: _Loaded, dataset: ExternalDataset, known_ids: list[str]) -> list[str]:
+def _identifying_content(con, loaded: _Loaded, dataset: ExternalDataset, known_ids: list[str], published: str) -> list[str]:
     """Declared columns of every type: identifying formats inside values, own matricules, near-unique keys.
 
     ``known_ids``: temporary tables with a column ``identifier`` of matricules (the file's
     own valid ones, and at build time the population's): a value holding one is refused.
+    Formats are looked for in every row; near-uniqueness is judged on ``published`` (SQL
+    over the loaded row: the rows the extract will hold), because rows the linkage drops
+    (invalid matricules, persons outside the population) would otherwise dilute a key
+    with values the researchers chose and the extract never shows.
     """
     problems = []
     member = " OR ".join(f"run IN (SELECT identifier FROM {t})" for t in known_ids) or "false"
@@ -204,11 +209,12 @@ def _identifying_content(con, loaded: _Loaded, dataset: ExternalDataset, known_i
             problems.append(f"column {column!r} holds matricules of this file or of the population in {own} distinct values")
         filled, distinct = con.execute(
             f"SELECT count(*), count(DISTINCT trim({loaded.positions[column]})) FROM {loaded.table} "
-            f"WHERE trim({loaded.positions[column]}) <> ''"
+            f"WHERE trim({loaded.positions[column]}) <> '' AND ({published})"
         ).fetchone()
         if filled >= NEAR_UNIQUE_MIN_VALUES and distinct >= NEAR_UNIQUE_SHARE * filled:
             problems.append(
-                f"column {column!r} has {distinct} distinct values in {filled} non-blank rows: a near-unique column is a key "
+                f"column {column!r} has {distinct} distinct values in the {filled} non-blank rows the extract would hold: "
+                "a near-unique column is a key "
                 "(a respondent number, an exact amount or date) that would let its holders find their respondents; "
                 "remove it, or round or band it so that several respondents share each value"
             )
@@ -246,8 +252,10 @@ def check_external(
     install_macros(con)
     con.execute(f"ALTER TABLE {table} ADD COLUMN {VALID} BOOLEAN DEFAULT false")
     known = [population] if population else []
+    published = "true"
     if dataset.id_column in loaded.positions:
         identifier = f"trim({loaded.positions[dataset.id_column]})"
+        published = VALID + (f" AND {identifier} IN (SELECT identifier FROM {population})" if population else "")
         well_formed, digits_hold = identifier_checks(identifier, IdentifierFormat.matricule)
         con.execute(f"UPDATE {table} SET {VALID} = coalesce({well_formed} AND {digits_hold}, false)")
         invalid = _offending_rows(con, table, f"NOT {VALID}")
@@ -258,7 +266,7 @@ def check_external(
             problems.append(f"{len(duplicated)} rows share a matricule with another row ({row_list(duplicated)}): one row per person")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_ids AS SELECT DISTINCT {identifier} AS identifier FROM {table} WHERE {VALID}")
         known.append(f"{table}_ids")
-    problems += _identifying_content(con, loaded, dataset, known)
+    problems += _identifying_content(con, loaded, dataset, known, published)
     problems += [p for c, column in dataset.columns.items() if c in loaded.positions for p in _declared_values(con, loaded, c, column)]
     if problems:
         raise ExternalDataRefused(path, problems)

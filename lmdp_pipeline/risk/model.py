@@ -2,10 +2,10 @@
 
 A quasi-identifier is a delivered column an outsider can know about a person (birth
 year, sex, citizenship, residence, occupation, the employer's activity and size,
-household links): contracts mark them with ``quasi_identifier: true``, approvals mark
-external columns the same way. Each is measured at its approved level; the suggestions
-may coarsen it along its contract levels (never finer than approved) up to not
-delivering it at all (``DROPPED``, the top of every hierarchy, as ARX's ``*``).
+household links): contracts mark them with ``quasi_identifier: true``; every column of
+an external dataset is one (the researchers hold the file). Each is measured at its
+approved level; the suggestions may coarsen it along its contract levels (never finer
+than approved) up to not delivering it at all (``DROPPED``, the top of every hierarchy, as ARX's ``*``).
 
 Tables are measured per *unit* (the person, or the employer for ``enterprises``) and
 reference month. A table with one row per unit and month (individuals, affiliation,
@@ -180,7 +180,7 @@ class RiskModel:
             ))
         for name, dataset in plan.approval.external.items():
             table = external_table(name)
-            declared = tuple(QuasiIdentifier(table, c, AS_DECLARED) for c, column in dataset.columns.items() if column.quasi_identifier)
+            declared = tuple(QuasiIdentifier(table, c, AS_DECLARED) for c in dataset.columns)  # the researchers know them all
             if declared:
                 tables.append(MeasuredTable(table, PERSON_ID, None, declared))
         return cls(tuple(tables), tuple(sensitive))

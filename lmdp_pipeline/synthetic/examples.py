@@ -59,7 +59,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
                     "file": SURVEY_FILE,
                     "id_column": "matricule",
                     "columns": {"q_health": {"type": "integer", "values": [1, 2, 3, 4, 5]},
-                                "q_hours": {"type": "integer", "quasi_identifier": True}},
+                                "q_hours": {"type": "integer"}},
                 }
             },
             "risk_acceptance": {

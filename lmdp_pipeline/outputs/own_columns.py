@@ -1,0 +1,53 @@
+"""Tables that use columns of the researchers' own files: an output checker decides when they are used in two ways.
+
+Differencing compares cells of the same grouping (``differencing``). Columns the
+researchers brought (an external dataset) let them draw any groups they like: a
+column marking 22 respondents and another marking the same 22 plus a target, or three
+columns whose cells combine as A - C + B, can put one person in the difference of
+published cells that are each far apart from every other (a review of 2026-11-30 did
+it with two tables, with pooled categories and with three tables). No pairwise test
+sees every such design, so a request goes to an output checker as soon as the
+project's released tables and the request's tables filter or group on such columns in
+more than one way. One way (the same groups, the same conditions) is what differencing
+already covers; a table that uses no such column does not count.
+"""
+
+from __future__ import annotations
+
+from ..projects.plan import EXTERNAL_PREFIX
+from .differencing import EarlierTable
+from .extract import ResolvedTable
+
+Use = tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]
+"""(columns grouped by, conditions on such columns), each as ``table.column``."""
+
+
+def own_column_use(table: ResolvedTable) -> Use | None:
+    """What a table does with columns of external datasets; None when it uses none."""
+    def own(variable: str) -> str | None:
+        column = table.columns[variable]
+        return f"{column.table}.{variable}" if column.table.startswith(EXTERNAL_PREFIX) else None
+
+    grouping = tuple(sorted(name for name in map(own, table.grouping) if name))
+    conditions = tuple(sorted((own(variable), operator, repr(values)) for variable, operator, values in table.conditions
+                              if own(variable)))
+    return (grouping, conditions) if grouping or conditions else None
+
+
+def review_reason(tables: list[ResolvedTable], earlier: list[EarlierTable]) -> str | None:
+    """Why an output checker must decide, or None: the request's and the released tables use external columns in more
+    than one way, or a released table no longer resolves on the extract (its use cannot be known) while the request
+    uses them."""
+    mine = {use for use in map(own_column_use, tables) if use}
+    if not mine:
+        return None
+    unknown = [e.label for e in earlier if e.resolved is None]
+    if unknown:
+        return (f"tables use columns of the researchers' own files while {len(unknown)} released table(s) no longer read "
+                "from this extract (what they grouped or filtered is unknown): an output checker decides")
+    uses = mine | {use for use in (own_column_use(e.resolved) for e in earlier) if use}
+    if len(uses) > 1:
+        return (f"the request and the released tables filter or group on columns of the researchers' own files in "
+                f"{len(uses)} different ways: such groups can be designed so that published cells differ by one person "
+                "in ways differencing does not compare; an output checker decides")
+    return None

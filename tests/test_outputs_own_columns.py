@@ -1,0 +1,76 @@
+"""Tables on the researchers' own columns: used in two ways, they go to an output checker, nothing released.
+
+The review of 2026-11-30 released two count tables of women, by ``q_a`` and by
+``q_b``, ``q_b`` marking the same 22 respondents as ``q_a`` plus a target: 22 and 23,
+the target's sex by difference. Differencing compares cells of one grouping; pairs of
+cells of other groupings can be dodged with pooled categories or a third table. These
+tests make each design and require that a person decides.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lmdp_pipeline.audit import AuditLog
+from lmdp_pipeline.outputs.examination import examine
+from lmdp_pipeline.outputs.release import release_request
+from lmdp_pipeline.paths import PlatformPaths
+
+from .outputs_helpers import PERSON, column, make_extract, pid, write_request
+
+CODES = {"1": "one", "2": "two", "3": "three"}
+SEX = column("i_sex", "VARCHAR", "sex", {"1": "male", "2": "female"})
+MONTH = column("i_month", "VARCHAR", "month")
+Q_A, Q_B = column("q_a", "VARCHAR", "as declared", CODES), column("q_b", "VARCHAR", "as declared", CODES)
+TARGET = 22
+
+
+def women(rows: str, **filters) -> dict:
+    return {"from": "external_survey", "with_individuals": True, "rows": rows, "statistic": "count",
+            "filter": {"i_sex": {"eq": "2"}, **filters}}
+
+
+@pytest.fixture
+def home(tmp_path) -> PlatformPaths:
+    """60 respondents, women and men: q_a = 1 marks persons 0-21; q_b = 1 the same and the target (person 22)."""
+    paths = PlatformPaths(tmp_path)
+    survey = [(pid(n), "1" if n < TARGET else "2", "1" if n <= TARGET else "2") for n in range(60)]
+    people = [(pid(n), "2024-03", "2" if n % 3 else "1") for n in range(60)]
+    make_extract(paths, {"external_survey": ([PERSON, Q_A, Q_B], survey), "individuals": ([PERSON, MONTH, SEX], people)})
+    return paths
+
+
+def release(home, contracts, name, tables):
+    return release_request(home, contracts, write_request(home, name, tables), AuditLog(home.audit), requested_by="test")
+
+
+def released(home) -> list[str]:
+    return sorted(p.parent.name for p in home.outputs.rglob("released/*/results.json"))
+
+
+def test_two_tables_grouped_by_two_own_columns_go_to_an_output_checker(home, contracts):
+    result = release(home, contracts, "r1", {"by_a": women("q_a"), "by_b": women("q_b")})
+    assert result.examination.status == "review" and released(home) == []
+    assert any("in 2 different ways" in r for r in result.examination.review_reasons)
+
+
+def test_one_own_column_with_three_filters_is_three_ways(home, contracts):
+    """A - C + B: each pair of cells far apart, the combination one person."""
+    tables = {"a": women("i_sex", q_a={"in": ["1", "2"]}), "c": women("i_sex", q_a={"eq": "2"}),
+              "b": women("i_sex", q_b={"eq": "1"})}
+    examination = examine(home, contracts, write_request(home, "r1", tables))
+    assert examination.status == "review" and any("in 3 different ways" in r for r in examination.review_reasons)
+
+
+def test_a_second_way_after_a_release_goes_to_an_output_checker(home, contracts):
+    assert release(home, contracts, "r1", {"by_a": women("q_a")}).examination.status == "released"
+    second = release(home, contracts, "r2", {"by_b": women("q_b")})
+    assert second.examination.status == "review" and released(home) == ["r1"]
+
+
+def test_the_same_way_again_and_tables_without_own_columns_are_released(home, contracts):
+    assert release(home, contracts, "r1", {"by_a": women("q_a")}).examination.status == "released"
+    by_sex = {"from": "individuals", "rows": "i_sex", "statistic": "count"}
+    again = release(home, contracts, "r2", {"by_a": {**women("q_a"), "filter": {"i_sex": {"in": ["1", "2"]}}}, "by_sex": by_sex})
+    assert again.examination.status == "released" and released(home) == ["r1", "r2"]
+    assert not again.examination.review_reasons
