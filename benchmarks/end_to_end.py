@@ -12,7 +12,10 @@ the twelve months of 2024, generated once under ``bench_out/e2e/``:
 - ``library_refresh`` and ``library_build``: the same work through the library alone
   (no Dagster run, no event log), in processes started the same way: how much of each
   command is the work it must do (validation, risk, checks, exports) and how much is
-  Dagster's bookkeeping.
+  Dagster's bookkeeping;
+- ``refresh_postgres`` and ``build_postgres``: the two commands on the production
+  instance (deploy/dagster.yaml on a throwaway PostgreSQL cluster, when PostgreSQL is
+  installed: ``make postgres``).
 
 Run one case: ``python -m benchmarks.end_to_end CASE`` prints the JSON line
 ``benchmarks.cases`` prints (seconds, peak memory of the largest process, rows).
@@ -161,8 +164,38 @@ def library_build() -> tuple[int, float, float]:
     return _extract_rows(BUILD_HOME / "extracts" / f"{PROJECT}.duckdb", REGISTER_TABLES), seconds, peak
 
 
+def _on_postgres(home: Path, *args: str) -> tuple[float, float]:
+    """``lmdp ARGS`` on the production instance (deploy/dagster.yaml) over a fresh PostgreSQL cluster; the cluster's
+    start and stop are not timed."""
+    from tests.postgres_cluster import temporary_cluster
+
+    with temporary_cluster() as postgres:
+        dagster_home = home / "dagster"
+        shutil.rmtree(dagster_home, ignore_errors=True)
+        dagster_home.mkdir(mode=0o700)
+        shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", dagster_home / "dagster.yaml")
+        return _timed([LMDP, *args], _env(home) | postgres)
+
+
+def refresh_postgres() -> tuple[int, float, float]:
+    home = ROOT / "refresh-postgres-home"
+    _fresh_home(home)
+    seconds, peak = _on_postgres(home, "refresh")
+    return _warehouse_rows(home), seconds, peak
+
+
+def build_postgres() -> tuple[int, float, float]:
+    """The build case's home (its warehouse, keys, kept search answer and last extract) on a PostgreSQL instance."""
+    home = ROOT / "build-postgres-home"
+    shutil.rmtree(home, ignore_errors=True)
+    shutil.copytree(BUILD_HOME, home, ignore=shutil.ignore_patterns("dagster"), symlinks=True)
+    seconds, peak = _on_postgres(home, "build", PROJECT)
+    return _extract_rows(home / "extracts" / f"{PROJECT}.duckdb", REGISTER_TABLES), seconds, peak
+
+
 CASES = {"refresh": refresh, "bare_refresh": bare_refresh, "build": build, "bare_build": bare_build,
-         "library_refresh": library_refresh, "library_build": library_build}
+         "library_refresh": library_refresh, "library_build": library_build,
+         "refresh_postgres": refresh_postgres, "build_postgres": build_postgres}
 
 
 def _median(case: str, repeats: int) -> dict:
@@ -180,19 +213,28 @@ def _median(case: str, repeats: int) -> dict:
 def section(args, home: Path) -> list[str]:
     """``make bench``'s end-to-end section: the two commands against their bare copies, and the same work done by
     the library without Dagster (the floor of each command while it runs the validations and measures it must)."""
+    from tests.postgres_cluster import PostgresMissing, pg_bin
+
     prepare()
+    try:
+        pg_bin("initdb")
+        postgres = True
+    except PostgresMissing:
+        postgres = False
     results = {}
-    for case in ("bare_refresh", "library_refresh", "refresh", "bare_build", "library_build", "build"):
+    cases = ["bare_refresh", "library_refresh", "refresh", "bare_build", "library_build", "build"]
+    for case in cases + (["refresh_postgres", "build_postgres"] if postgres else []):
         results[case] = _median(case, args.repeats)
         print(f"end to end {case}: {results[case]['seconds']:.1f} s (runs {results[case]['all']})", flush=True)
     lines = [
         f"End to end, as users run it: whole processes, {PERSONS:,} persons over the 12 months of 2024 (all nine registers), "
-        "SQLite instance (targets: `lmdp refresh` at most 3x the bare copy, `lmdp build` at most 1.5x). The library column "
-        "is the same work without Dagster, in processes started the same way (`ingest_delivery` for every delivery, months "
-        "handed to as many worker processes; `build_project` then `export_project`):",
+        "on the SQLite instance of `make demo` and on the production PostgreSQL instance of deploy/ (targets: `lmdp refresh` "
+        "at most 3x the bare copy, `lmdp build` at most 1.5x). The library column is the same work without Dagster, in "
+        "processes started the same way (`ingest_delivery` for every delivery, months handed to as many worker processes; "
+        "`build_project` then `export_project`):",
         "",
-        "| command | rows | bare DuckDB process | library, no Dagster | lmdp | library / bare | lmdp / bare "
-        "| peak memory, bare | peak memory, lmdp (largest process) |",
+        "| command | rows | bare DuckDB process | library, no Dagster | lmdp, SQLite | lmdp, PostgreSQL | library / bare "
+        "| lmdp / bare (SQLite, PostgreSQL) | peak memory: bare, library, lmdp (largest process) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, bare, library, ours in (
@@ -200,9 +242,12 @@ def section(args, home: Path) -> list[str]:
              "bare_refresh", "library_refresh", "refresh"),
             (f"`lmdp build {PROJECT}` vs a copy of the same rows into a DuckDB file", "bare_build", "library_build", "build")):
         b, lib, o = results[bare], results[library], results[ours]
-        lines.append(f"| {label} | {o['rows']:,} | {b['seconds']:.1f} s | {lib['seconds']:.1f} s | {o['seconds']:.1f} s "
-                     f"| {lib['seconds'] / b['seconds']:.1f}x | {o['seconds'] / b['seconds']:.1f}x "
-                     f"| {b['peak_rss_mb']:.0f} MB | {o['peak_rss_mb']:.0f} MB |")
+        pg = results.get(f"{ours}_postgres")
+        on_pg = f"{pg['seconds']:.1f} s" if pg else "not run (no PostgreSQL)"
+        pg_ratio = f", {pg['seconds'] / b['seconds']:.1f}x" if pg else ""
+        lines.append(f"| {label} | {o['rows']:,} | {b['seconds']:.1f} s | {lib['seconds']:.1f} s | {o['seconds']:.1f} s | {on_pg} "
+                     f"| {lib['seconds'] / b['seconds']:.1f}x | {o['seconds'] / b['seconds']:.1f}x{pg_ratio} "
+                     f"| {b['peak_rss_mb']:.0f}, {lib['peak_rss_mb']:.0f}, {o['peak_rss_mb']:.0f} MB |")
     return lines + ["", "Each process timed from outside, medians of the runs: "
                     + "; ".join(f"{case} {r['all']}" for case, r in results.items()) + ".", ""]
 

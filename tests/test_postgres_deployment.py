@@ -26,15 +26,12 @@ import base64
 import hashlib
 import json
 import os
-import pwd
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import urllib.request
-from glob import glob
 from pathlib import Path
 
 import pytest
@@ -42,58 +39,27 @@ import pytest
 from lmdp_pipeline.paths import PROJECT_ROOT
 
 from .dagster_services import free_port, graphql, start_service, stop_service, wait_for
+from .postgres_cluster import PostgresMissing, temporary_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:gql.*")]
 
 BIN = Path(sys.executable).parent
 PROJECT = "P2026-001"
 MONTHS = ("2024-01", "2024-02")
-UNPRIVILEGED = "nobody"
 STARTUP_SECONDS = 180
 RUN_SECONDS = 900
 CHECK_NAMES = ["no_direct_identifiers", "scope_and_period", "levels_not_finer", "approved_items_only", "pseudonyms_unique",
                "row_order", "period_complete"]
 
 
-def _pg_bin(tool: str) -> str:
-    found = shutil.which(tool) or next(iter(sorted(glob(f"/usr/lib/postgresql/*/bin/{tool}"), reverse=True)), None)
-    if found is None:
-        pytest.fail(f"PostgreSQL's {tool} is missing: install Debian's postgresql package (`make postgres` does)")
-    return found
-
-
-def _as_unprivileged() -> dict:
-    """Popen arguments that run a PostgreSQL tool as an unprivileged user when the tests run as root."""
-    return {"user": UNPRIVILEGED, "group": pwd.getpwnam(UNPRIVILEGED).pw_gid, "extra_groups": []} if os.geteuid() == 0 else {}
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL cluster in a temporary folder, owned and run by an unprivileged user; yields its connection."""
-    folder = Path(tempfile.mkdtemp(prefix="lmdp-pg-"))
-    os.chmod(folder, 0o755)
-    password = secrets.token_urlsafe(18)
-    (folder / "pwfile").write_text(password + "\n")
-    if os.geteuid() == 0:
-        user = pwd.getpwnam(UNPRIVILEGED)
-        for path in (folder, folder / "pwfile"):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    port, data = free_port(), folder / "data"
-    run = dict(check=True, capture_output=True, text=True, timeout=300, **_as_unprivileged())
-    subprocess.run([_pg_bin("initdb"), "-D", str(data), "-U", "lmdp", "--pwfile", str(folder / "pwfile"),
-                    "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], **run)
-    subprocess.run([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(folder / "postgres.log"), "-w", "-t", "120", "start",
-                    "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"], **run)
-    env = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(port), "DAGSTER_PG_DB": "dagster",
-           "DAGSTER_PG_USER": "lmdp", "DAGSTER_PG_PASSWORD": password}
     try:
-        subprocess.run([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "lmdp", "dagster"],
-                       env=os.environ | {"PGPASSWORD": password}, check=True, capture_output=True, text=True, timeout=60)
-        yield env
-    finally:
-        subprocess.run([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=120,
-                       **_as_unprivileged())
-        shutil.rmtree(folder, ignore_errors=True)
+        with temporary_cluster() as env:
+            yield env
+    except PostgresMissing as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="module")
