@@ -63,6 +63,8 @@ MUTANTS = [
     ("near-unique-never", S+"external.py", "NEAR_UNIQUE_SHARE = 0.9", "NEAR_UNIQUE_SHARE = 1.5", "tests/test_external.py"),
     ("near-unique-counts-blanks", S+"external.py", '''f"WHERE trim({loaded.positions[column]}) <> '' AND ({published})"''',
      '''f"WHERE ({published})"''', "tests/test_external.py"),
+    ("retirement-ignores-releases", S+"lifecycle.py", '''held(paths.output_lock(project), f"retirement of {project}", on_wait=on_wait)):''',
+     '''held(paths.locks / "retirement.lock", f"retirement of {project}", on_wait=on_wait)):''', "tests/test_lifecycle.py"),
     ("own-columns-reviewed-never", "lmdp_pipeline/outputs/own_columns.py", "    if len(uses) > 1:", "    if False:",
      "tests/test_outputs_own_columns.py"),
     ("own-columns-filters-ignored", "lmdp_pipeline/outputs/own_columns.py", "return (grouping, conditions) if grouping or conditions else None",

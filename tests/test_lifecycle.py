@@ -174,6 +174,19 @@ def test_a_second_build_waits_for_the_first(home, contracts, store):
     holder.wait()
 
 
+def test_a_retirement_waits_for_a_release_in_progress(home, contracts, store):
+    """A release holds the outputs' lock while it reads the extract and publishes: the retirement waits for it, so
+    nothing is released after the project is retired (the race a loaded end-to-end run showed)."""
+    build(home, contracts, store)
+    holder = _hold_lock_in_another_process(home.output_lock(PROJECT), 2)
+    waited = []
+    started = time.monotonic()
+    retire_project(home, PROJECT, "revoked", False, AuditLog(home.audit), on_wait=lambda: waited.append(time.monotonic()))
+    assert waited and time.monotonic() - started >= 1.5, "the retirement waited for the release"
+    assert not home.extract_file(PROJECT).exists() and events(home)[-1] == "project_retired"
+    holder.wait()
+
+
 def test_a_lock_held_too_long_is_refused_clearly(home):
     holder = _hold_lock_in_another_process(home.project_lock(PROJECT), 5)
     try:

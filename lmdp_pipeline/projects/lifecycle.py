@@ -305,10 +305,16 @@ def retire_project(
     paths: PlatformPaths, project: str, reason: str, destroy_key: bool, audit: AuditLog, run_id: str = "",
     on_wait: Callable[[], None] | None = None,
 ) -> dict:
-    """Retire a project: delete what was published; with ``destroy_key``, tombstone and destroy its key. Idempotent."""
+    """Retire a project: delete what was published; with ``destroy_key``, tombstone and destroy its key. Idempotent.
+
+    It holds the project's lock (no build runs meanwhile) and its outputs' lock: a release
+    that opened the extract before the retirement finishes first, and one asked for after
+    finds no extract and is refused. Nothing is released from a retired project.
+    """
     project = project_id(project)
     try:
-        with held(paths.project_lock(project), f"retirement of {project}", on_wait=on_wait):
+        with (held(paths.project_lock(project), f"retirement of {project}", on_wait=on_wait),
+              held(paths.output_lock(project), f"retirement of {project}", on_wait=on_wait)):
             return _retire_locked(paths, project, reason, destroy_key, audit, run_id)
     except BaseException as error:
         audit.record("retirement_failed", project=project, reason=reason, error=f"{error.__class__.__name__}: {str(error)[:500]}",
