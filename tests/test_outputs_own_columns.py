@@ -2,9 +2,10 @@
 
 The review of 2026-11-30 released two count tables of women, by ``q_a`` and by
 ``q_b``, ``q_b`` marking the same 22 respondents as ``q_a`` plus a target: 22 and 23,
-the target's sex by difference. Differencing compares cells of one grouping; pairs of
-cells of other groupings can be dodged with pooled categories or a third table. These
-tests make each design and require that a person decides.
+the target's sex by difference. Differencing compares cells of one grouping; a test on
+pairs of cells of other groupings was dodged with pooled categories and with a third
+table. These tests make the two-table and three-table designs, within a request and
+across releases, and require that a person decides; one way used again is released.
 """
 
 from __future__ import annotations
@@ -74,3 +75,38 @@ def test_the_same_way_again_and_tables_without_own_columns_are_released(home, co
     again = release(home, contracts, "r2", {"by_a": {**women("q_a"), "filter": {"i_sex": {"in": ["1", "2"]}}}, "by_sex": by_sex})
     assert again.examination.status == "released" and released(home) == ["r1", "r2"]
     assert not again.examination.review_reasons
+
+
+
+CANTON = column("i_canton", "VARCHAR", "canton", {"C1": "one"})
+
+
+def _extract(home, without: tuple[str, str] | None = None) -> None:
+    """The fixture's extract with a canton in individuals, or rebuilt with ``without`` (table, column) gone: earlier
+    releases using that column no longer resolve."""
+    survey = [(pid(n), "1" if n < TARGET else "2", "1" if n <= TARGET else "2") for n in range(60)]
+    people = [(pid(n), "2024-03", "2" if n % 3 else "1", "C1") for n in range(60)]
+    tables = {"external_survey": ([PERSON, Q_A, Q_B], survey), "individuals": ([PERSON, MONTH, SEX, CANTON], people)}
+    if without:
+        table, name = without
+        columns, rows = tables[table]
+        position = [c[0] for c in columns].index(name)
+        tables[table] = ([c for c in columns if c[0] != name], [r[:position] + r[position + 1:] for r in rows])
+    make_extract(home, tables)
+
+
+def test_a_released_external_table_that_no_longer_resolves_sends_own_columns_to_a_checker(home, contracts):
+    assert release(home, contracts, "r1", {"by_a": women("q_a")}).examination.status == "released"
+    _extract(home, without=("external_survey", "q_a"))
+    second = release(home, contracts, "r2", {"by_b": women("q_b")})
+    assert second.examination.status == "review" and any("no longer read" in r for r in second.examination.review_reasons)
+
+
+def test_a_released_register_table_that_no_longer_resolves_does_not(home, contracts):
+    """Only a table read from an external dataset can have used its columns."""
+    _extract(home)
+    by_canton = {"from": "individuals", "rows": "i_canton", "statistic": "count"}
+    assert release(home, contracts, "r1", {"by_canton": by_canton}).examination.status == "released"
+    _extract(home, without=("individuals", "i_canton"))
+    second = release(home, contracts, "r2", {"by_a": women("q_a")})
+    assert second.examination.status == "released" and not second.examination.review_reasons

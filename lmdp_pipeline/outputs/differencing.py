@@ -66,6 +66,7 @@ class EarlierTable:
     resolved: ResolvedTable | None  # its definition on the current extract; None when it no longer resolves
     rows: str
     columns: str | None
+    source: str  # the extract table it reads (``from``)
     ledger: tuple[str, int] | None = None  # its ledger file and position there: DuckDB reads its cells from it
     cells: dict[str, list] | None = None  # or its cells (``published_cells``), for a table earlier in the same request
 

@@ -202,7 +202,7 @@ def _table(con, examination: Examination, table, policy, earlier: list[EarlierTa
         examination.reasons.append(f"table {table.name}: {len(unprotectable)} cell(s) cannot be protected by suppression "
                                    "(no other cell can hide them): ask for fewer categories or a coarser variable")
     earlier.append(EarlierTable(examination.request, table.name, "earlier in this request", table, table.spec.rows,
-                                table.spec.columns, cells=published_cells(cells, outcome.published())))
+                                table.spec.columns, table.spec.from_, cells=published_cells(cells, outcome.published())))
     return outcome
 
 

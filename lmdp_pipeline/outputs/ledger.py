@@ -87,5 +87,5 @@ def earlier_tables(paths: PlatformPaths, project: str, description: ExtractDescr
             spec = TableSpec.model_validate(table["spec"])
             resolved, problems = resolve_table(description, contracts, path, table["name"], spec)
             found.append(EarlierTable(record["request"], table["name"], record["released"], None if problems else resolved,
-                                      spec.rows, spec.columns, ledger=(str(path), position)))
+                                      spec.rows, spec.columns, spec.from_, ledger=(str(path), position)))
     return found

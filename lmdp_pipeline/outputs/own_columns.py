@@ -36,16 +36,16 @@ def own_column_use(table: ResolvedTable) -> Use | None:
 
 def review_reason(tables: list[ResolvedTable], earlier: list[EarlierTable]) -> str | None:
     """Why an output checker must decide, or None: the request's and the released tables use external columns in more
-    than one way, or a released table no longer resolves on the extract (its use cannot be known) while the request
-    uses them."""
+    than one way, or a released table read from an external dataset no longer resolves on the extract (its use cannot
+    be known) while the request uses them. Only a table read from an external dataset can use its columns."""
     mine = {use for use in map(own_column_use, tables) if use}
     if not mine:
         return None
-    unknown = [e.label for e in earlier if e.resolved is None]
+    unknown = [e.label for e in earlier if e.resolved is None and e.source.startswith(EXTERNAL_PREFIX)]
     if unknown:
         return (f"tables use columns of the researchers' own files while {len(unknown)} released table(s) no longer read "
                 "from this extract (what they grouped or filtered is unknown): an output checker decides")
-    uses = mine | {use for use in (own_column_use(e.resolved) for e in earlier) if use}
+    uses = mine | {use for use in (own_column_use(e.resolved) for e in earlier if e.resolved is not None) if use}
     if len(uses) > 1:
         return (f"the request and the released tables filter or group on columns of the researchers' own files in "
                 f"{len(uses)} different ways: such groups can be designed so that published cells differ by one person "

@@ -5,7 +5,8 @@ year, sex, citizenship, residence, occupation, the employer's activity and size,
 household links): contracts mark them with ``quasi_identifier: true``; every column of
 an external dataset is one (the researchers hold the file). Each is measured at its
 approved level; the suggestions may coarsen it along its contract levels (never finer
-than approved) up to not delivering it at all (``DROPPED``, the top of every hierarchy, as ARX's ``*``).
+than approved) up to not delivering it at all (``DROPPED``, the top of every hierarchy,
+as ARX's ``*``).
 
 Tables are measured per *unit* (the person, or the employer for ``enterprises``) and
 reference month. A table with one row per unit and month (individuals, affiliation,
