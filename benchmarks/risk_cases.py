@@ -113,7 +113,7 @@ def lattice_plan():
     }
     data["justifications"] = {f"individuals.{v}": "The benchmark asks for finer levels." for v in ("i_birth_date", "i_citizenship", "i_residence")}
     data["risk_acceptance"] = {"justification": "A benchmark of the lattice search.", "compensating_measures": ["none: synthetic data"],
-                               "accepted_by": ["bench.reviewer"]}
+                               "accepted_by": ["bench.reviewer"], "up_to": {"persons_at_risk": 1.0, "reidentification_rate": 1.0}}
     months = extract_cases.MONTHS
     return Plan(Approval.model_validate(data), load_contracts(), Period.parse(f"{months[0]}:{months[-1]}"))
 

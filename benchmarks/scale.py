@@ -78,7 +78,7 @@ def _approval(first: str, last: str):
         # within the policy over a year; a longer period may not be (a person at risk in any month counts), and a
         # whole-population study would then accept it: the build goes on, its search for safer levels timed
         "risk_acceptance": {"justification": "Whole-population benchmark.", "compensating_measures": ["synthetic data"],
-                            "accepted_by": ["bench.reviewer"]},
+                            "accepted_by": ["bench.reviewer"], "up_to": {"persons_at_risk": 1.0, "reidentification_rate": 1.0}},
     })
 
 

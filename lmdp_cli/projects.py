@@ -75,8 +75,10 @@ def print_risk(paths: PlatformPaths, plan, path: Path) -> None:
     for line in preview_lines(risk):
         print(f"  {line}")
     if risk.breaches and not risk.accepted:
-        raise CommandError(f"{path}: its build would be refused: the re-identification risk is beyond the disclosure policy and "
-                           "the approval records no risk_acceptance; apply a suggestion above or record the accepted risk")
+        why = ("and beyond the figures its risk_acceptance covers (up_to)" if risk.acceptance is not None
+               else "and the approval records no risk_acceptance")
+        raise CommandError(f"{path}: its build would be refused: the re-identification risk is beyond the disclosure policy {why}; "
+                           "apply a suggestion above or record the accepted risk")
 
 
 def invalid_ids(rows: list[int]) -> str:

@@ -18,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from .contracts import ContractSet
 from .contracts.loader import POLICY_NAME
 
+PERSONS_AT_RISK = "persons_at_risk"
+REIDENTIFICATION_RATE = "reidentification_rate"
+RULES = (PERSONS_AT_RISK, REIDENTIFICATION_RATE)
+"""The risk policy's two rules, by the names the verdict, ``_risk`` and an approval's ``risk_acceptance.up_to`` use."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,6 +48,10 @@ class RiskPolicy(_Strict):
     l: int = Field(ge=1)  # noqa: E741 - the literature's name
     max_share_at_risk: float = Field(ge=0, le=1)
     max_reidentification_rate: float = Field(ge=0, le=1)
+
+    def limit(self, rule: str) -> float:
+        """The largest figure ``rule`` allows (a share of persons, or re-identifications per person)."""
+        return {PERSONS_AT_RISK: self.max_share_at_risk, REIDENTIFICATION_RATE: self.max_reidentification_rate}[rule]
 
 
 class OutputPolicy(_Strict):

@@ -7,6 +7,9 @@ event log and the audit log are searched for identifiers, pseudonyms and values.
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import math
 import os
 import re
 import secrets
@@ -98,6 +101,74 @@ def test_the_accepted_risk_builds_with_a_warning_and_is_audited_with_its_figures
     assert order[-2:] == ["risk_accepted", "build_published"]
 
 
+def test_a_replaced_survey_beyond_the_accepted_figures_is_refused_and_the_extract_stays(small_home, contracts, tmp_path):
+    """The attack a blanket acceptance let through. The reviewers accept P2026-001's figures as its preview shows them;
+    the researchers then replace their survey with answers that single each respondent out (every column alone far
+    from a key, so the file passes the near-uniqueness rule). The survey table's expected re-identifications, counted
+    here from the file itself, are then one per respondent: beyond the accepted figure, so the build is refused and the
+    published extract stays as it was, until the reviewers accept the new figure."""
+    home = own_home(small_home, tmp_path / "home")
+    (home.home / "external").unlink()
+    shutil.copytree(small_home.external, home.external)
+    keystore = Keystore(home.keys, MasterKey(secrets.token_bytes(32), "test"))
+    path = home.approval_file("P2026-001")
+    data = yaml.safe_load(path.read_text())
+    preview = estimate_risk(home, check(home, contracts, path).plan)
+    worst = preview.figures.worst_rate([t.name for t in preview.model.person_tables])
+    ceilings = {"persons_at_risk": min(1.0, math.ceil(preview.figures.share_at_risk * 100) / 100),
+                "reidentification_rate": math.ceil(worst.reidentification_rate * 100) / 100}
+    assert ceilings["reidentification_rate"] < 1.0, "the test needs room above the accepted figure"
+    data["risk_acceptance"]["up_to"] = ceilings
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    first = build(home, contracts, keystore, "P2026-001")[1]
+    assert first.risk.accepted
+    published = hashlib.sha256(first.path.read_bytes()).hexdigest()
+
+    survey = home.external_file("P2026-001", "survey_2025.csv")
+    with survey.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for i, row in enumerate(rows):
+        row["q_health"], row["q_hours"] = str(i % 5 + 1), str(20 + i // 5)
+    with survey.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    answers = [(r["q_health"], r["q_hours"]) for r in rows]
+    assert len(set(answers)) == len(answers), "every respondent alone in their answers: one re-identification each"
+    assert len({r["q_hours"] for r in rows}) < 0.9 * len(rows) and len({r["q_health"] for r in rows}) == 5
+
+    with pytest.raises(ExtractRefused) as refused:
+        build(home, contracts, keystore, "P2026-001")
+    [risk] = [c for c in refused.value.checks if c.name == "disclosure_risk"]
+    assert risk.blocks and any(
+        f"reidentification_rate at 100.00% is beyond the {ceilings['reidentification_rate']:.2%} the reviewers accepted" in p
+        for p in risk.problems), risk.problems
+    assert hashlib.sha256(home.extract_file("P2026-001").read_bytes()).hexdigest() == published
+    assert events(home, "build_refused", "P2026-001")[-1]["checks"]["disclosure_risk"] is False
+
+    data["risk_acceptance"]["up_to"]["reidentification_rate"] = 1.0  # the reviewers accept the new figure
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    rebuilt = build(home, contracts, keystore, "P2026-001")[1]
+    assert rebuilt.risk.accepted and events(home, "risk_accepted", "P2026-001")[-1]["up_to"]["reidentification_rate"] == 1.0
+
+
+def test_a_rule_the_acceptance_names_no_figure_for_is_not_accepted(small_home, contracts, tmp_path):
+    """P2026-002 breaks both rules; an acceptance of its re-identification rate alone leaves its persons at risk refused."""
+    home = own_home(small_home, tmp_path / "home")
+    keystore = Keystore(home.keys, MasterKey(secrets.token_bytes(32), "test"))
+    path = home.approval_file("P2026-002")
+    data = yaml.safe_load(path.read_text())
+    data["risk_acceptance"]["up_to"] = {"reidentification_rate": 1.0}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ExtractRefused) as refused:
+        build(home, contracts, keystore, "P2026-002")
+    [risk] = [c for c in refused.value.checks if c.name == "disclosure_risk"]
+    assert risk.blocks and any(p.startswith("persons_at_risk at ") and "is not covered: risk_acceptance.up_to names no figure" in p
+                               for p in risk.problems), risk.problems
+    assert not any(p.startswith("reidentification_rate at ") for p in risk.problems)
+    assert not home.extract_file("P2026-002").exists()
+
+
 def risk_rows(path) -> list[tuple]:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute("SELECT section, scope, month, item, value, text FROM _risk").fetchall()
@@ -140,6 +211,8 @@ def test_risk_records_the_policy_the_verdict_the_acceptance_and_the_suggestions(
     lines = [text for section, scope, _, item, _, text in rows if section == "suggestion" and item == "approval_line"]
     assert lines and any(line.startswith("variables.individuals.") for line in lines)
     assert [text for section, _, _, item, _, text in rows if item == "compensating_measure"][0].startswith("no output crosses")
+    assert {item: value for section, _, _, item, value, _ in rows if section == "risk_acceptance" and item.startswith("up_to_")} == {
+        "up_to_persons_at_risk": 1.0, "up_to_reidentification_rate": 1.0}
 
 
 SAMPLE_SIDE = {"persons", "employers", "records", "classes", "smallest_class", "classes_below_k", "persons_below_k", "employers_below_k",
@@ -317,6 +390,7 @@ def test_approvals_check_prints_the_risk_and_refuses_what_the_build_would_refuse
     assert "quasi-identifiers: individuals.i_sex (sex)" in safe.stdout
 
     path = home.approval_file("P2026-002")
+    original = path.read_text()
     accepted = lmdp(home, "approvals", "check", str(path))
     assert accepted.returncode == 0, accepted.stderr
     assert "result: beyond the policy, risk accepted" in accepted.stdout and "risk_acceptance by m.weber, l.hoffmann" in accepted.stdout
@@ -330,6 +404,13 @@ def test_approvals_check_prints_the_risk_and_refuses_what_the_build_would_refuse
     assert refused.returncode == 1 and "result: beyond the policy" in refused.stdout
     assert "its build would be refused: the re-identification risk is beyond the disclosure policy" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+    data["risk_acceptance"] = yaml.safe_load(original)["risk_acceptance"] | {"up_to": {"persons_at_risk": 1.0, "reidentification_rate": 0.06}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    beyond = lmdp(home, "approvals", "check", str(path))
+    assert beyond.returncode == 1 and "result: beyond the policy and the accepted figures" in beyond.stdout
+    assert re.search(r"reidentification_rate at [\d.]+% is beyond the 6.00% the reviewers accepted", beyond.stdout)
+    assert "beyond the disclosure policy and beyond the figures its risk_acceptance covers (up_to)" in beyond.stderr
 
 
 def test_the_employer_s_activity_and_size_count_in_each_job(home, contracts, keystore):

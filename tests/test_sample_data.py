@@ -197,7 +197,7 @@ def test_generation_is_deterministic(tmp_path, contracts):
 
 
 def test_committed_sample_data_is_what_the_generator_writes(tmp_path, contracts):
-    """sample_data/ is regenerated with `make sample-data`; a stale copy fails here."""
+    """sample_data/ is regenerated with the command in its README; a stale copy fails here."""
     generate(tmp_path, contracts=contracts, **COMMITTED_ARGS)
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     committed = sorted(str(p.relative_to(COMMITTED)) for p in COMMITTED.rglob("*") if p.is_file() and p.name != "README.md")

@@ -176,12 +176,38 @@ class ExternalDataset(_Strict):
         return self
 
 
+Share = Annotated[float, Field(gt=0, le=1, strict=True)]
+"""A figure as a number between 0 and 1: ``true`` or ``"8%"`` is refused, not read as 100% or parsed."""
+
+
+class AcceptedFigures(_Strict):
+    """The worst figures an acceptance covers, one per rule of the risk policy, as shares (0.08 is 8%).
+
+    Reviewers accept figures they have read in ``lmdp approvals check``, not whatever a
+    later build measures: a rolling period, a re-delivered month or a replaced external
+    file that raises a figure beyond its ceiling is refused like an unaccepted risk. A
+    rule without a ceiling is accepted only within the policy.
+    """
+
+    persons_at_risk: Share | None = None
+    """Share of the extract's persons at risk in some month."""
+    reidentification_rate: Share | None = None
+    """Expected re-identifications per person, in the worst table and month."""
+
+    @model_validator(mode="after")
+    def _names_a_figure(self) -> "AcceptedFigures":
+        if self.persons_at_risk is None and self.reidentification_rate is None:
+            raise ValueError("name the worst figure accepted for at least one rule: persons_at_risk, reidentification_rate")
+        return self
+
+
 class RiskAcceptance(_Strict):
-    """A re-identification risk above the platform's policy, accepted with the measures that compensate it."""
+    """A re-identification risk above the platform's policy, accepted up to stated figures with the measures that compensate it."""
 
     justification: Justification
     compensating_measures: list[Annotated[str, StringConstraints(min_length=3)]] = Field(min_length=1)
     accepted_by: list[Account] = Field(min_length=1)
+    up_to: AcceptedFigures
     output_threshold: int | None = Field(default=None, ge=2)
     """Persons per cell that the project's outputs need: a compensating measure the platform enforces
     (output checking applies it when it is above the policy's threshold), where the others are commitments."""

@@ -313,10 +313,12 @@ def _disclosure_risk(plan: Plan, facts: BuildFacts) -> tuple[list[str], str]:
     if risk is None:
         return ["the re-identification risk was not measured"], ERROR
     problems = risk.problems + risk.integrity
+    acceptance = plan.approval.risk_acceptance
     if risk.accepted:
-        acceptance = plan.approval.risk_acceptance
         return [f"risk accepted by {', '.join(acceptance.accepted_by)} ({acceptance.justification.rstrip('.')}) with: "
                 f"{'; '.join(acceptance.compensating_measures)}", *problems], WARN
+    if acceptance is not None:
+        problems += risk.beyond_acceptance
     return problems, ERROR
 
 

@@ -275,8 +275,9 @@ def _build_locked(paths, contracts, keystore, project, audit, expected_fingerpri
         if risk.accepted:
             acceptance = checked.approval.risk_acceptance
             audit.record("risk_accepted", project=project, policy_version=risk.policy.version, breaches=risk.problems,
-                         figures=headline(risk), justification=acceptance.justification,
-                         compensating_measures=acceptance.compensating_measures, accepted_by=acceptance.accepted_by, run_id=run_id)
+                         figures=headline(risk), up_to=acceptance.up_to.model_dump(exclude_none=True),
+                         justification=acceptance.justification, compensating_measures=acceptance.compensating_measures,
+                         accepted_by=acceptance.accepted_by, run_id=run_id)
 
     result = build_extract(checked.plan, paths, key, provenance, before_publish=before_publish)
     audit.record("build_published", project=project, extract=result.path.name, key_id=key.key_id, rows=result.rows,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import NOT_DELIVERED, ContractSet, Protection, Variable, VariableType
-from ..disclosure_policy import policy_of
+from ..disclosure_policy import RULES, policy_of
 from ..period import MONTH_PATTERN
 from ..period import Period as Months
 from .approval import Approval, Condition, bounded_problems
@@ -265,15 +265,22 @@ def _check_justifications(approval: Approval, contracts: ContractSet) -> list[st
 
 
 def _check_risk_acceptance(approval: Approval, contracts: ContractSet) -> list[str]:
-    """An output threshold that is not above the policy's would be a compensating measure that changes nothing."""
+    """An acceptance must accept something: each ceiling above the policy's limit, an output threshold above the policy's."""
     acceptance = approval.risk_acceptance
-    if acceptance is None or acceptance.output_threshold is None:
+    if acceptance is None:
         return []
-    platform = policy_of(contracts).output.threshold
-    if acceptance.output_threshold > platform:
-        return []
-    return [f"field risk_acceptance.output_threshold: {acceptance.output_threshold} persons per cell is not above the "
-            f"platform's threshold of {platform}, so it would compensate nothing: raise it or remove it"]
+    policy = policy_of(contracts)
+    problems = []
+    for rule in RULES:
+        ceiling, limit = getattr(acceptance.up_to, rule), policy.risk.limit(rule)
+        if ceiling is not None and ceiling <= limit:
+            problems.append(f"field risk_acceptance.up_to.{rule}: {ceiling:.1%} is not above the policy's {limit:.1%}, so it "
+                            "accepts nothing: write the figure the reviewers accept, or remove it")
+    threshold = acceptance.output_threshold
+    if threshold is not None and threshold <= policy.output.threshold:
+        problems.append(f"field risk_acceptance.output_threshold: {threshold} persons per cell is not above the "
+                        f"platform's threshold of {policy.output.threshold}, so it would compensate nothing: raise it or remove it")
+    return problems
 
 
 def resolve_period(approval: Approval, months: dict[str, list[str]]) -> tuple[Months | None, list[str]]:

@@ -34,7 +34,7 @@ from .measures import Figures, Workspace
 from .memo import SearchMemo
 from .model import RiskModel
 from .sources import extract_rows, sensitive_extract_rows, sensitive_warehouse_rows, warehouse_rows
-from .verdict import Breach, breaches, integrity_problems
+from .verdict import Breach, beyond_acceptance, breaches, integrity_problems
 
 PREVIEW_POPULATION = "risk_population"
 
@@ -67,9 +67,16 @@ class RiskAssessment:
         return any(b.rule == rule for b in self.breaches)
 
     @property
+    def beyond_acceptance(self) -> list[str]:
+        """The breaches the approval's acceptance does not cover (every one's text when it records none)."""
+        if self.acceptance is None:
+            return self.problems
+        return beyond_acceptance(self.breaches, self.acceptance.up_to)
+
+    @property
     def accepted(self) -> bool:
-        """Beyond the policy, but the approval records an accepted risk (and nothing is wrong with the extract)."""
-        return bool(self.problems) and self.acceptance is not None and not self.integrity
+        """Beyond the policy, but within the figures the approval accepts (and nothing is wrong with the extract)."""
+        return bool(self.breaches) and self.acceptance is not None and not self.beyond_acceptance and not self.integrity
 
 
 def _assess(con, plan: Plan, paths: PlatformPaths, model: RiskModel, rows: dict, sensitive: dict, keep: bool) -> RiskAssessment:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import duckdb
 
+from ..disclosure_policy import RULES
 from ..projects.approval import Approval
 from .assess import RiskAssessment
 from .measures import Figures
 from .lattice import MAX_NODES
 from .model import ENTERPRISES
-from .verdict import RULES
 
 RISK_TABLE = "_risk"
 WHOLE_PERIOD = "period"
@@ -36,7 +36,9 @@ def verdict(assessment: RiskAssessment) -> str:
         return "refused: the extract does not hold what the warehouse holds"
     if assessment.meets_policy:
         return "meets the policy"
-    return "beyond the policy, risk accepted" if assessment.accepted else "beyond the policy"
+    if assessment.accepted:
+        return "beyond the policy, risk accepted"
+    return "beyond the policy and the accepted figures" if assessment.acceptance is not None else "beyond the policy"
 
 
 def approval_lines(before: Approval, after: Approval) -> list[str]:
@@ -115,6 +117,8 @@ def risk_rows(assessment: RiskAssessment) -> list[tuple]:
         rows += [("risk_acceptance", "approval", None, "justification", None, acceptance.justification)]
         rows += [("risk_acceptance", "approval", None, "compensating_measure", None, m) for m in acceptance.compensating_measures]
         rows += [("risk_acceptance", "approval", None, "accepted_by", None, ", ".join(acceptance.accepted_by))]
+        rows += [("risk_acceptance", "approval", None, f"up_to_{rule}", getattr(acceptance.up_to, rule), None)
+                 for rule in RULES if getattr(acceptance.up_to, rule) is not None]
     return rows + _suggestion_rows(assessment)
 
 
@@ -156,6 +160,11 @@ def _suggestion_lines(assessment: RiskAssessment, s, number: int) -> list[str]:
             "   approval lines: " + "; ".join(approval_lines(assessment.approval, s.approval))]
 
 
+def _ceilings(acceptance) -> str:
+    return ", ".join(f"{getattr(acceptance.up_to, rule):.1%} {rule.replace('_', ' ')}" for rule in RULES
+                     if getattr(acceptance.up_to, rule) is not None)
+
+
 def preview_lines(assessment: RiskAssessment) -> list[str]:
     """What ``lmdp approvals check`` prints about the risk (for the platform team: population figures included)."""
     model, figures = assessment.model, assessment.figures
@@ -172,8 +181,9 @@ def preview_lines(assessment: RiskAssessment) -> list[str]:
     lines += [f"    - {problem}" for problem in [*assessment.problems, *assessment.integrity]]
     if assessment.acceptance is not None:
         a = assessment.acceptance
-        lines.append(f"  risk_acceptance by {', '.join(a.accepted_by)}: {a.justification.rstrip('.')}; compensating measures: "
-                     + "; ".join(a.compensating_measures))
+        lines.append(f"  risk_acceptance by {', '.join(a.accepted_by)}, up to {_ceilings(a)}: {a.justification.rstrip('.')}; "
+                     "compensating measures: " + "; ".join(a.compensating_measures))
+        lines += [f"    - {problem}" for problem in assessment.beyond_acceptance]
     if assessment.breaches:
         if assessment.suggestions:
             lines.append("  suggestions (least information lost first; each measured again and meets the policy):")

@@ -10,6 +10,10 @@ Two rules (``RiskPolicy``):
    sum over persons of 1/F (F: their combination's count in the whole register that
    month), per person of the table.
 
+An approval's ``risk_acceptance`` covers a breach only up to the figure its reviewers
+accepted for that rule (``up_to``); beyond it, or for a rule it names no figure for,
+the breach is refused as if nothing were accepted.
+
 Apart from the policy, a class of the extract that the register does not hold (F
 missing, or below the extract's own count) means the extract is not what the warehouse
 holds: an integrity problem no acceptance can cover.
@@ -19,18 +23,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..disclosure_policy import RiskPolicy
+from ..disclosure_policy import PERSONS_AT_RISK, REIDENTIFICATION_RATE, RiskPolicy
+from ..projects.approval import AcceptedFigures
 from .measures import Figures
 from .model import RiskModel
-
-PERSONS_AT_RISK = "persons_at_risk"
-REIDENTIFICATION_RATE = "reidentification_rate"
-RULES = (PERSONS_AT_RISK, REIDENTIFICATION_RATE)
 
 
 @dataclass(frozen=True)
 class Breach:
-    rule: str  # one of RULES
+    rule: str  # one of disclosure_policy.RULES
+    figure: float  # what the rule limits, measured
     text: str
 
 
@@ -38,7 +40,7 @@ def breaches(figures: Figures, model: RiskModel, policy: RiskPolicy) -> list[Bre
     """One breach per rule the figures break (none: the extract meets the policy)."""
     problems = []
     if figures.share_at_risk > policy.max_share_at_risk:
-        problems.append(Breach(PERSONS_AT_RISK,
+        problems.append(Breach(PERSONS_AT_RISK, figures.share_at_risk,
             f"{figures.persons_at_risk:,} of {figures.persons:,} persons ({figures.share_at_risk:.1%}) are at risk in some month "
             f"({figures.persons_below_k:,} share their combination of quasi-identifiers with fewer than k={policy.k} persons, "
             f"{figures.persons_below_l:,} hold a restricted value with fewer than l={policy.l} distinct values in their combination); "
@@ -46,11 +48,25 @@ def breaches(figures: Figures, model: RiskModel, policy: RiskPolicy) -> list[Bre
         ))
     worst = figures.worst_rate([t.name for t in model.person_tables])
     if worst is not None and worst.reidentification_rate > policy.max_reidentification_rate:
-        problems.append(Breach(REIDENTIFICATION_RATE,
+        problems.append(Breach(REIDENTIFICATION_RATE, worst.reidentification_rate,
             f"{worst.table}{f' in {worst.month}' if worst.month else ''}: {worst.expected_reidentifications:,.1f} expected "
             f"re-identifications among {worst.units:,} persons ({worst.reidentification_rate:.1%}, counted against the whole register); "
             f"the policy allows {policy.max_reidentification_rate:.0%}"
         ))
+    return problems
+
+
+def beyond_acceptance(found: list[Breach], accepted: AcceptedFigures) -> list[str]:
+    """The breaches an acceptance does not cover: a figure above the ceiling its reviewers accepted, or a rule it names none for."""
+    problems = []
+    for breach in found:
+        ceiling = getattr(accepted, breach.rule)
+        if ceiling is None:
+            problems.append(f"{breach.rule} at {breach.figure:.2%} is not covered: risk_acceptance.up_to names no figure for it, so "
+                            "it is accepted only within the policy")
+        elif breach.figure > ceiling:
+            problems.append(f"{breach.rule} at {breach.figure:.2%} is beyond the {ceiling:.2%} the reviewers accepted "
+                            f"(risk_acceptance.up_to.{breach.rule}): they accept the new figure, or the approval is narrowed")
     return problems
 
 

@@ -6,7 +6,10 @@ project straight away. They show the outcomes of the re-identification risk meas
 asks for little and meets the disclosure policy; P2026-001 (canton, occupation, a
 survey's working hours) and P2026-002 (citizenship by country) do not, their previews
 propose coarser levels, and their approvals accept the risk with compensating measures,
-so they build with a warning. The demo then decides on the requests: one asks for tables
+so they build with a warning. The figures they accept (``up_to``) are the largest there
+are (every person at risk, one re-identification per person): the generator is run from
+a hundred persons up, and in a few hundred synthetic persons nearly everyone is unique.
+A real acceptance names the figures its preview showed (docs/disclosure-risk.md). The demo then decides on the requests: one asks for tables
 only (it is released), the other attaches a model's results (it goes to an output
 checker). Their formats are described in docs/projects.md and docs/output-checking.md.
 """
@@ -71,6 +74,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
                     "the researchers sign the platform's undertaking not to re-identify anyone",
                 ],
                 "accepted_by": ["m.weber", "s.dupont"],
+                "up_to": {"persons_at_risk": 1.0, "reidentification_rate": 1.0},
                 "output_threshold": 20,
             },
         },
@@ -103,6 +107,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
                     "no microdata leave the remote-access environment (no export of records)",
                 ],
                 "accepted_by": ["m.weber", "l.hoffmann"],
+                "up_to": {"persons_at_risk": 1.0, "reidentification_rate": 1.0},
                 "output_threshold": 20,
             },
         },
