@@ -115,7 +115,7 @@ MISTAKES = [
     ("risk-accepted-up-to-yes", "risk_acceptance/up_to/persons_at_risk", True, "field risk_acceptance.up_to.persons_at_risk"),
     ("risk-accepted-up-to-text", "risk_acceptance/up_to/reidentification_rate", "6%", "field risk_acceptance.up_to.reidentification_rate"),
     ("risk-accepted-within-the-policy", "risk_acceptance/up_to/reidentification_rate", 0.05,
-     "field risk_acceptance.up_to.reidentification_rate: 5.0% is not above the policy's 5.0%, so it accepts nothing"),
+     "field risk_acceptance.up_to.reidentification_rate: 5.00% is not above the policy's 5.00%, so it accepts nothing"),
     ("output-threshold-of-one", "risk_acceptance/output_threshold", 1, "field risk_acceptance.output_threshold"),
     ("output-threshold-no-higher", "risk_acceptance/output_threshold", 10,
      "field risk_acceptance.output_threshold: 10 persons per cell is not above the platform's threshold of 10"),

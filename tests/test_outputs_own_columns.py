@@ -77,7 +77,6 @@ def test_the_same_way_again_and_tables_without_own_columns_are_released(home, co
     assert not again.examination.review_reasons
 
 
-
 CANTON = column("i_canton", "VARCHAR", "canton", {"C1": "one"})
 
 

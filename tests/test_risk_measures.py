@@ -13,11 +13,11 @@ from collections import Counter, defaultdict
 import duckdb
 import pytest
 
-from lmdp_pipeline.disclosure_policy import RiskPolicy
+from lmdp_pipeline.disclosure_policy import PERSONS_AT_RISK, REIDENTIFICATION_RATE, RiskPolicy
 from lmdp_pipeline.risk.frequencies import count
 from lmdp_pipeline.risk.measures import KeyCollision, Workspace
 from lmdp_pipeline.risk.model import AS_DECLARED, DROPPED, MeasuredTable, QuasiIdentifier, RiskModel, Sensitive
-from lmdp_pipeline.risk.verdict import PERSONS_AT_RISK, REIDENTIFICATION_RATE, breaches
+from lmdp_pipeline.risk.verdict import breaches
 
 
 def qis(table: str, count: int) -> tuple[QuasiIdentifier, ...]:

@@ -274,7 +274,7 @@ def _check_risk_acceptance(approval: Approval, contracts: ContractSet) -> list[s
     for rule in RULES:
         ceiling, limit = getattr(acceptance.up_to, rule), policy.risk.limit(rule)
         if ceiling is not None and ceiling <= limit:
-            problems.append(f"field risk_acceptance.up_to.{rule}: {ceiling:.1%} is not above the policy's {limit:.1%}, so it "
+            problems.append(f"field risk_acceptance.up_to.{rule}: {ceiling:.2%} is not above the policy's {limit:.2%}, so it "
                             "accepts nothing: write the figure the reviewers accept, or remove it")
     threshold = acceptance.output_threshold
     if threshold is not None and threshold <= policy.output.threshold:

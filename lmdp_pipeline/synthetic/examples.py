@@ -8,10 +8,11 @@ survey's working hours) and P2026-002 (citizenship by country) do not, their pre
 propose coarser levels, and their approvals accept the risk with compensating measures,
 so they build with a warning. The figures they accept (``up_to``) are the largest there
 are (every person at risk, one re-identification per person): the generator is run from
-a hundred persons up, and in a few hundred synthetic persons nearly everyone is unique.
-A real acceptance names the figures its preview showed (docs/disclosure-risk.md). The demo then decides on the requests: one asks for tables
-only (it is released), the other attaches a model's results (it goes to an output
-checker). Their formats are described in docs/projects.md and docs/output-checking.md.
+fifty persons up, and in a few hundred synthetic persons nearly everyone is unique.
+A real acceptance names the figures its preview showed (docs/disclosure-risk.md). The
+demo then decides on the requests: one asks for tables only (it is released), the other
+attaches a model's results (it goes to an output checker). Their formats are described
+in docs/projects.md and docs/output-checking.md.
 """
 
 from __future__ import annotations
