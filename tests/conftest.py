@@ -49,6 +49,22 @@ def permissive_umask():
     os.umask(previous)
 
 
+@pytest.fixture
+def one_check_fails(monkeypatch):
+    """Every build's first blocking check reports a planted failure, the others their real outcome: one refusal among
+    the eight must be enough to refuse the build."""
+    from lmdp_pipeline.projects import build as build_module
+
+    real = build_module.check_extract
+
+    def one_fails(con, plan, facts):
+        outcomes = real(con, plan, facts)
+        outcomes[0].problems.append("planted failure")
+        return outcomes
+
+    monkeypatch.setattr(build_module, "check_extract", one_fails)
+
+
 WAREHOUSE_MONTHS = ("2024-01", "2024-02", "2024-03")
 
 

@@ -99,17 +99,7 @@ def test_the_approval_sensor_rebuilds_the_exports_with_the_extract(home):
             assert set(EXPORT_KEYS) <= set(request.asset_selection)
 
 
-def test_a_refused_extract_makes_no_exports(project_assets, home, monkeypatch):
-    from lmdp_pipeline.projects import build as build_module
-
-    real = build_module.check_extract
-
-    def one_fails(con, plan, facts):
-        outcomes = real(con, plan, facts)
-        outcomes[0].problems.append("planted failure")
-        return outcomes
-
-    monkeypatch.setattr(build_module, "check_extract", one_fails)
+def test_a_refused_extract_makes_no_exports(project_assets, home, one_check_fails):
     with dg.instance_for_test() as instance:
         result = build(project_assets, home, instance, "P2026-001")
         assert not result.success

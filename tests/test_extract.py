@@ -220,18 +220,8 @@ def test_a_failed_build_keeps_the_previous_extract(built, home, contracts):
     assert [p.name for p in result.path.parent.iterdir() if p.name.startswith(".")] == []
 
 
-def test_one_failing_check_is_enough_to_refuse(built, home, contracts, monkeypatch):
+def test_one_failing_check_is_enough_to_refuse(built, home, contracts, one_check_fails):
     """A build publishes only when no check fails with severity ERROR: one refusal among eight blocks it."""
-    from lmdp_pipeline.projects import build as build_module
-
-    real = build_module.check_extract
-
-    def one_fails(con, plan, facts):
-        outcomes = real(con, plan, facts)
-        outcomes[0].problems.append("planted failure")
-        return outcomes
-
-    monkeypatch.setattr(build_module, "check_extract", one_fails)
     result, key = built["P2026-001"]
     before = result.path.read_bytes()
     with pytest.raises(ExtractRefused, match="planted failure") as refused:
@@ -256,11 +246,7 @@ def tampered(built, home, contracts, tmp_path):
         scratch = PlatformPaths(tmp_path / "scratch")
         with CandidateExtract(scratch, plan.project, tmp_path / "spill") as candidate:
             builder = ExtractBuilder(candidate.con, plan, home, key)
-            builder.scope()
-            for register in plan.registers:
-                builder.register_table(register)
-            for name in plan.approval.external:
-                builder.external_table(name)
+            builder.write_tables()
             builder.assess_risk()
             builder.document({})
             tamper(candidate.con)

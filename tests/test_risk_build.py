@@ -262,9 +262,7 @@ def test_an_extract_unlike_the_warehouse_is_refused_whatever_was_accepted(home, 
     plan = check(home, contracts, home.approval_file("P2026-002")).plan
     with CandidateExtract(PlatformPaths(tmp_path / "scratch"), plan.project, tmp_path / "spill") as candidate:
         builder = ExtractBuilder(candidate.con, plan, home, keystore.load("P2026-002"))
-        builder.scope()
-        for register in plan.registers:
-            builder.register_table(register)
+        builder.write_tables()
         candidate.con.execute("UPDATE individuals SET i_birth_date = 1850 WHERE rowid = 0")
         builder.assess_risk()
         builder.document({})

@@ -155,6 +155,14 @@ class ExtractBuilder:
         self.externals: list[ExternalTable] = []
         self.persons = 0
 
+    def write_tables(self) -> None:
+        """The population, then every register table and external dataset the plan delivers."""
+        self.scope()
+        for register in self.plan.registers:
+            self.register_table(register)
+        for name in self.plan.approval.external:
+            self.external_table(name)
+
     def scope(self) -> int:
         sql, params = population_sql(self.plan.approval, self.plan.contracts, self.paths.warehouse, self.plan.period)
         self.con.execute(f"CREATE TEMP TABLE population AS {sql}", params)
@@ -244,11 +252,7 @@ def build_extract(
     """
     with spill_folder(paths.warehouse, build_label(plan.project)) as spill, CandidateExtract(paths, plan.project, spill) as candidate:
         builder = ExtractBuilder(candidate.con, plan, paths, key)
-        builder.scope()
-        for register in plan.registers:
-            builder.register_table(register)
-        for name in plan.approval.external:
-            builder.external_table(name)
+        builder.write_tables()
         builder.assess_risk()
         builder.document(provenance)
         checks = check_extract(candidate.con, plan, builder.facts)
