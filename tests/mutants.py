@@ -59,6 +59,8 @@ MUTANTS = [
         return None
         return''', "tests/test_extract.py"),
     ("restricted-not-rechecked", S+"checks.py", "    for use in uses_needing_justification(plan.approval, plan.contracts):", "    for use in []:", "tests/test_extract.py"),
+    ("related-outsiders-named", S+"build.py", "elif variable.identifier is IdentifierKind.person:", "elif False:", "tests/test_extract.py"),
+    ("strangers-person-id-only", S+"checks.py", "[list(PERSON_COLUMNS)])", "[[PERSON_ID]])", "tests/test_extract.py"),
     ("null-person-passes", S+"checks.py", "            if nobody:", "            if False:", "tests/test_extract.py"),
     ("hmac-with-key-id", S+"pseudonyms.py", "        hmac_pads(key.material),", "        hmac_pads(key.key_id.encode()),", "tests/test_extract.py tests/test_pseudonyms.py"),
     ("derived-project-keys", "lmdp_pipeline/keys.py", 'secrets.token_bytes(KEY_BYTES))\n        try:', 'hashlib.sha256(self._master.material + project.encode()).digest())\n        try:', "tests/test_keys.py"),

@@ -124,6 +124,40 @@ def ascending_share(con, table: str, ranks: dict[str, str]) -> tuple[float, int]
     return sum(a < b for a, b in pairs) / len(pairs), len(pairs)
 
 
+def test_a_related_person_outside_the_population_is_never_named(built, home, contracts, keystore, tmp_path):
+    """The attack: family links of pensioners named their spouses and children outside the population by pseudonym (the
+    outsiders' existence, and two persons of the project sharing one child). Every link is checked against the
+    warehouse's rows, the related person named by Python's hmac only when of the population."""
+    from .test_keys import unwrap_independently
+
+    approval = plan_for("P2026-002", contracts).approval
+    variables = approval.variables | {"family_links": {"f_relation": "default", "f_related": "pseudonym"}}
+    _, key = built["P2026-002"]
+    result = build_extract(plan_for("P2026-002", contracts, variables=variables), project_home(home, tmp_path / "family"), key, {})
+    material = unwrap_independently(keystore, "P2026-002", keystore._master)
+    members = population(home, contracts, "P2026-002")
+    named = {m: independent_pseudonym(material, m) for m in members}
+    with duckdb.connect() as con:
+        links = con.execute(f"SELECT f_matricule, f_month, f_relation, f_related FROM read_parquet("
+                            f"{[str(home.warehouse_file('family_links', m)) for m in PERIOD]})").fetchall()
+    linked = [link for link in links if link[0] in members]
+    expected = [(named[p], month, relation, named.get(related)) for p, month, relation, related in linked]
+    outsiders = sum(related not in members for *_, related in linked)
+    with connect(result) as con:
+        got = con.execute("SELECT person_id, f_month, f_relation, related_person_id FROM family_links").fetchall()
+    assert sorted(got, key=lambda r: tuple(str(v) for v in r)) == sorted(expected, key=lambda r: tuple(str(v) for v in r))
+    assert outsiders and sum(r is None for *_, r in got) == outsiders, "the links to outsiders stay, their person blank"
+    assert {r for *_, r in got if r is not None} <= set(named.values())
+
+
+def test_a_related_person_outside_the_population_is_refused_on_the_file(tampered, contracts):
+    approval = plan_for("P2026-002", contracts).approval
+    plan = plan_for("P2026-002", contracts, variables=approval.variables | {"family_links": {"f_relation": "default", "f_related": "pseudonym"}})
+    stranger = "UPDATE family_links SET related_person_id = 'ffffffffffffffff' WHERE rowid = 0"
+    assert tampered(lambda con: con.execute(stranger), "P2026-002", plan)["scope_and_period"] == [
+        "family_links: 1 persons outside the population in related_person_id"]
+
+
 def test_row_order_follows_neither_matricules_nor_birth_dates(built, home, contracts, keystore):
     """The attack: delivery order is matricule order (birth date first); rows in that order link two projects."""
     from .test_keys import unwrap_independently
@@ -277,10 +311,10 @@ BREACHES = [
     ("before-the-period", "UPDATE individuals SET i_month = '2024-01' WHERE rowid = 0", "scope_and_period", "individuals: 1 rows outside the period"),
     ("after-the-period", "UPDATE individuals SET i_month = '2024-04' WHERE rowid = 0", "scope_and_period", "individuals: 1 rows outside the period"),
     ("second-register-outside", "UPDATE absences SET ab_month = '2024-04' WHERE rowid = 0", "scope_and_period", "absences: 1 rows outside the period"),
-    ("stranger", "UPDATE jobs SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period", "jobs: 1 persons outside the population"),
+    ("stranger", "UPDATE jobs SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period", "jobs: 1 persons outside the population in person_id"),
     ("no-person", "UPDATE jobs SET person_id = NULL WHERE rowid = 0", "scope_and_period", "jobs: 1 rows without a person_id"),
     ("stranger-in-external", "UPDATE external_survey_2025 SET person_id = 'ffffffffffffffff' WHERE rowid = 0", "scope_and_period",
-     "external_survey_2025: 1 persons outside the population"),
+     "external_survey_2025: 1 persons outside the population in person_id"),
     ("restricted-column", "ALTER TABLE absences ADD COLUMN ab_diagnosis VARCHAR", "approved_items_only", "ab_diagnosis"),
     ("extra-table", "CREATE TABLE benefits_in_kind AS SELECT 1 AS x", "approved_items_only", "table benefits_in_kind was not approved"),
     ("macro", "CREATE MACRO lmdp_check(n) AS n % 10", "approved_items_only", "macro lmdp_check was not approved"),

@@ -141,10 +141,13 @@ class ExtractBuilder:
 
     ``scope()`` first: it computes the population once and its person pseudonyms
     (temporary table ``population_map``); every table then joins to that map, which
-    filters to the population and pseudonymises in the same pass. Other identifiers
-    (employers, providers, related persons) get maps over the rows selected. Every map
-    built is listed in ``facts``: they are the identified zone this extract was made
-    from, which the blocking checks compare every cell against, and the orders a table
+    filters to the population and pseudonymises in the same pass. Employers and providers
+    get maps over the rows selected. A related person (family links) is named through
+    the population's map too, so a person outside the population gets no pseudonym: the
+    link keeps its relation, its related person blank, and nothing about the outsider
+    (not even that two persons of the project share them) reaches the extract. Every
+    identifier read is listed in ``facts``: the identified zone this extract was made
+    from, which the blocking checks compare every cell against, with the orders a table
     must not follow.
     """
 
@@ -194,6 +197,14 @@ class ExtractBuilder:
         for (variable, level), column in zip(delivered, columns):
             if variable.name == person:
                 value = "r.person_pseudonym"
+            elif variable.identifier is IdentifierKind.person:  # another person (family links): the population's only
+                read = f"read_{register}_{variable.name}"
+                self.con.execute(f"CREATE TEMP TABLE {read} AS SELECT DISTINCT {q(variable.name)} AS identifier FROM {source} "
+                                 f"WHERE {q(variable.name)} IS NOT NULL")
+                self.facts.identifier_maps.append(read)
+                alias = f"m{len(joins)}"
+                joins.append(f"LEFT JOIN {POPULATION_MAP} {alias} ON {alias}.identifier = r.{q(variable.name)}")
+                value = f"{alias}.pseudonym"
             elif variable.identifier is not None:
                 mapping = f"map_{register}_{variable.name}"
                 build_map(self.con, source, q(variable.name), variable.identifier, self.key, mapping)

@@ -33,7 +33,7 @@ import duckdb
 
 from ..sql import quote_identifier as q
 from ..sql import quote_literal
-from .plan import DOCUMENTATION_TABLES, PERSON_ID, Plan, row_order
+from .plan import DOCUMENTATION_TABLES, PERSON_COLUMNS, PERSON_ID, Plan, row_order
 from .rules import uses_needing_justification
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class BuildFacts:
 
     population_map: str
     identifier_maps: list[str] = field(default_factory=list)
+    """Temporary tables whose ``identifier`` column holds identifiers the build read: the identified zone."""
     orders: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     """table -> (pseudonym column, temporary table (identifier, pseudonym)) pairs: orders the rows must not follow."""
     risk: RiskAssessment | None = None
@@ -178,8 +179,9 @@ def _scope_and_period(con, plan: Plan, facts: BuildFacts) -> list[str]:
             nobody = con.execute(f"SELECT count(*) FROM {q(table)} WHERE person_id IS NULL").fetchone()[0]
             if nobody:
                 problems.append(f"{table}: {nobody} rows without a person_id")
-    strangers = _values(con, f"column_name = 'person_id' AND value NOT IN (SELECT pseudonym FROM {facts.population_map})")
-    problems += [f"{t}: {n} persons outside the population" for t, _, n in strangers]
+    strangers = _values(con, f"list_contains(?, column_name) AND value NOT IN (SELECT pseudonym FROM {facts.population_map})",
+                        [list(PERSON_COLUMNS)])
+    problems += [f"{t}: {n} persons outside the population in {c}" for t, c, n in strangers]
     return problems
 
 

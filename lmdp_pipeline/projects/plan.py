@@ -24,6 +24,9 @@ from .rules import registers_read, requested_level
 DOCUMENTATION_TABLES = ("_manifest", "_inputs", "_dictionary", "_lineage", "_risk")
 ID_COLUMNS = {IdentifierKind.employer: "employer_id", IdentifierKind.provider: "provider_id"}
 PERSON_ID = "person_id"
+RELATED_PERSON_ID = "related_person_id"
+PERSON_COLUMNS = (PERSON_ID, RELATED_PERSON_ID)
+"""The columns holding persons' pseudonyms: each one a person of the project's population, or blank."""
 EXTERNAL_PREFIX = "external_"
 
 
@@ -42,7 +45,7 @@ class Column:
 
 def identifier_column(contract: Contract, variable: Variable) -> str:
     if variable.identifier is IdentifierKind.person:
-        return PERSON_ID if variable.name == contract.person_identifier.name else "related_person_id"
+        return PERSON_ID if variable.name == contract.person_identifier.name else RELATED_PERSON_ID
     return ID_COLUMNS[variable.identifier]
 
 
@@ -67,9 +70,12 @@ def register_column(contract: Contract, variable: Variable, level: str) -> Colum
     source = f"{contract.register}.{variable.name}"
     filtered = "filtered to the project's population and period"
     if variable.identifier is not None:
-        return Column(identifier_column(contract, variable), source, "pseudonym",
-                      f"{variable.title}: pseudonym under the project's key",
-                      transformations=["pseudonymised with the project's key", filtered], pseudonym=True)
+        name = identifier_column(contract, variable)
+        steps = ["pseudonymised with the project's key", filtered]
+        if name == RELATED_PERSON_ID:
+            steps.append("blank when the person is outside the project's population")
+        return Column(name, source, "pseudonym", f"{variable.title}: pseudonym under the project's key",
+                      transformations=steps, pseudonym=True)
     level_obj = variable.level(level)
     labels = {}
     if level_obj.code_level:
