@@ -231,6 +231,7 @@ def _risk_metadata(risk) -> dict:
         "risk/result": figures["result"],
         "risk/persons_at_risk": figures["persons_at_risk"],
         "risk/share_at_risk": dg.MetadataValue.float(figures["share_at_risk"]),
+        "risk/share_of_respondents_at_risk": dg.MetadataValue.float(figures["share_of_respondents_at_risk"]),
         "risk/highest_reidentification_rate": dg.MetadataValue.float(figures["highest_reidentification_rate"]),
         "risk/population_uniques_in_a_month": figures["population_uniques_in_a_month"],
         "risk/accepted": figures["accepted"],

@@ -20,8 +20,9 @@ from .contracts.loader import POLICY_NAME
 
 PERSONS_AT_RISK = "persons_at_risk"
 REIDENTIFICATION_RATE = "reidentification_rate"
-RULES = (PERSONS_AT_RISK, REIDENTIFICATION_RATE)
-"""The risk policy's two rules, by the names the verdict, ``_risk`` and an approval's ``risk_acceptance.up_to`` use."""
+RESPONDENTS_AT_RISK = "respondents_at_risk"
+RULES = (PERSONS_AT_RISK, REIDENTIFICATION_RATE, RESPONDENTS_AT_RISK)
+"""The risk policy's rules, by the names the verdict, ``_risk`` and an approval's ``risk_acceptance.up_to`` use."""
 
 
 class _Strict(BaseModel):
@@ -41,17 +42,24 @@ class RiskPolicy(_Strict):
     - ``max_reidentification_rate``: the largest expected number of re-identifications
       per person of a table in any month, each record counting 1/F, F its combination's
       frequency in the whole register that month (sdcMicro's global risk, counted, not
-      modelled).
+      modelled);
+    - ``max_share_of_respondents_at_risk``: the largest share of the persons of the
+      researchers' own files at risk (the same test as ``max_share_at_risk``). The
+      researchers choose who is in their files and know every answer, so a respondent at
+      risk is one they can find, not one an outsider might: an average over the whole
+      extract would let them plant the persons they want to find.
     """
 
     k: int = Field(ge=2)
     l: int = Field(ge=1)  # noqa: E741 - the literature's name
     max_share_at_risk: float = Field(ge=0, le=1)
     max_reidentification_rate: float = Field(ge=0, le=1)
+    max_share_of_respondents_at_risk: float = Field(ge=0, le=1)
 
     def limit(self, rule: str) -> float:
         """The largest figure ``rule`` allows (a share of persons, or re-identifications per person)."""
-        return {PERSONS_AT_RISK: self.max_share_at_risk, REIDENTIFICATION_RATE: self.max_reidentification_rate}[rule]
+        return {PERSONS_AT_RISK: self.max_share_at_risk, REIDENTIFICATION_RATE: self.max_reidentification_rate,
+                RESPONDENTS_AT_RISK: self.max_share_of_respondents_at_risk}[rule]
 
 
 class OutputPolicy(_Strict):

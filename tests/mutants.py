@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 S = "lmdp_pipeline/projects/"
+O = "lmdp_pipeline/outputs/"
 
 MUTANTS = [
     ("period-one-month-longer", S+"scope.py", 'return {"period_from": str(period.first), "period_to": str(period.last)}', 'return {"period_from": str(period.first), "period_to": str(period.last + 1)}', "tests/test_scope.py tests/test_extract.py"),
@@ -35,6 +36,8 @@ MUTANTS = [
     ("risk-integrity-acceptable", "lmdp_pipeline/risk/assess.py", "return bool(self.breaches) and self.acceptance is not None and not self.beyond_acceptance and not self.integrity", "return bool(self.breaches) and self.acceptance is not None and not self.beyond_acceptance", "tests/test_risk_build.py tests/test_risk_measures.py"),
     ("share-at-risk-rule-off", "lmdp_pipeline/risk/verdict.py", "if figures.share_at_risk > policy.max_share_at_risk:", "if figures.share_at_risk > 1:", "tests/test_risk_measures.py tests/test_risk_build.py tests/test_risk_lattice.py"),
     ("reidentification-rule-off", "lmdp_pipeline/risk/verdict.py", "if worst is not None and worst.reidentification_rate > policy.max_reidentification_rate:", "if False:", "tests/test_risk_measures.py tests/test_risk_build.py tests/test_risk_lattice.py"),
+    ("respondents-rule-off", "lmdp_pipeline/risk/verdict.py", "if figures.share_of_respondents_at_risk > policy.max_share_of_respondents_at_risk:", "if False:", "tests/test_risk_respondents.py tests/test_risk_build.py"),
+    ("respondents-among-everyone", "lmdp_pipeline/risk/measures.py", "return self.respondents_at_risk / self.respondents if self.respondents else 0.0", "return self.respondents_at_risk / self.persons if self.persons else 0.0", "tests/test_risk_respondents.py"),
     ("acceptance-ceilings-ignored", "lmdp_pipeline/risk/assess.py", "return bool(self.breaches) and self.acceptance is not None and not self.beyond_acceptance and not self.integrity", "return bool(self.breaches) and self.acceptance is not None and not self.integrity", "tests/test_risk_build.py"),
     ("acceptance-covers-unnamed-rules", "lmdp_pipeline/risk/verdict.py", "        if ceiling is None:\n", "        if ceiling is None:\n            continue\n", "tests/test_risk_build.py"),
     ("acceptance-ceiling-within-policy-allowed", S+"rules.py", "if ceiling is not None and ceiling <= limit:", "if False:", "tests/test_approvals.py"),
@@ -108,6 +111,35 @@ MUTANTS = [
     ("ingest-leftovers-kept", "lmdp_pipeline/ingest/__init__.py", "        remove_leftovers(paths, register, month)\n", "", "tests/test_ingest.py"),
     ("build-leftovers-kept", S+"lifecycle.py", "    remove_leftovers(paths, project)\n    path = paths.approval_file(project)", "    path = paths.approval_file(project)", "tests/test_lifecycle.py"),
     ("umask-not-private", "lmdp_pipeline/paths.py", "    os.umask(PRIVATE_UMASK)\n    paths.home.mkdir", "    paths.home.mkdir", "tests/test_cli.py"),
+    # output checking (lmdp_pipeline/outputs/) and the researchers' exports (lmdp_pipeline/exports/)
+    ("threshold-nine-published", O+"rules.py", "        if cell.persons < policy.threshold:\n            cell.reasons.append(THRESHOLD)",
+     "        if cell.persons < policy.threshold - 1:\n            cell.reasons.append(THRESHOLD)", "tests/test_outputs_rules.py"),
+    ("p-percent-keeps-second", O+"rules.py", "return (cell.total - largest - second) / largest < policy.p_percent",
+     "return (cell.total - largest) / largest < policy.p_percent", "tests/test_outputs_rules.py"),
+    ("dominance-top-two-only", O+"tables.py", 'params: dict[str, Any] = {"pooled_r": pooled_rows, "top": max(top_n, 2)}',
+     'params: dict[str, Any] = {"pooled_r": pooled_rows, "top": 2}', "tests/test_outputs_rules.py"),
+    ("structural-zero-any-variable", O+"rules.py", "return any(all(key.get(variable) == label for variable, label in zero.items()) for zero in declared)",
+     "return any(any(key.get(variable) == label for variable, label in zero.items()) for zero in declared)", "tests/test_outputs_rules.py"),
+    ("categories-count-rows", O+"tables.py", 'f"SELECT {axis}, CAST({axis} AS VARCHAR), count(DISTINCT person_id) FROM {q(base)} GROUP BY {axis} "',
+     'f"SELECT {axis}, CAST({axis} AS VARCHAR), count(*) FROM {q(base)} GROUP BY {axis} "', "tests/test_outputs_rules.py"),
+    ("check-published-zero-ignored", O+"checks.py", "        if cell.persons == 0 and policy.zeros_are_disclosive and not structural(cell, cells, table.declared_zeros):",
+     "        if False:", "tests/test_outputs_release.py"),
+    ("check-lp-cells-may-be-negative", O+"checks.py", 'b_eq=constants, bounds=(0, None), method="highs")',
+     'b_eq=constants, bounds=(None, None), method="highs")', "tests/test_outputs_release.py"),
+    ("differencing-nine-apart-safe", O+"differencing.py", "WHERE (exact AND diff BETWEEN 1 AND $t - 1)",
+     "WHERE (exact AND diff BETWEEN 1 AND $t - 2)", "tests/test_outputs_differencing.py"),
+    ("differencing-fallback-counts-only", O+"differencing.py", "OR (NOT exact AND (n_new <> n_then OR h_new <> h_then) AND abs(n_new - n_then) < $t)",
+     "OR (NOT exact AND n_new <> n_then AND abs(n_new - n_then) < $t)", "tests/test_outputs_differencing.py"),
+    ("differencing-latest-release-only", O+"ledger.py", "    for path in paths.output_ledger_records(project):\n        record = json.loads",
+     "    for path in paths.output_ledger_records(project)[-1:]:\n        record = json.loads", "tests/test_outputs_differencing.py"),
+    ("attachment-first-pseudonym-column-only", O+"attachments.py", "for c in table.values() if c.pseudonym]",
+     "for c in table.values() if c.pseudonym][:1]", "tests/test_outputs_release.py"),
+    ("attachment-extension-case-sensitive", O+"attachments.py", "    if path.suffix.lower() in policy.blocked_extensions:",
+     "    if path.suffix in policy.blocked_extensions:", "tests/test_outputs_release.py"),
+    ("evidence-request-block-released", O+"release.py", "    if full:\n        request |= {",
+     "    if True:\n        request |= {", "tests/test_outputs_evidence.py"),
+    ("exports-after-expiry", "lmdp_pipeline/exports/publish.py", "    if is_retired(approval, today):\n        raise ExportError",
+     "    if False:\n        raise ExportError", "tests/test_exports.py"),
 ]
 
 

@@ -374,3 +374,14 @@ def test_an_export_waits_for_a_build_or_retirement_holding_the_project(own, cont
         assert snapshot(own, "P2026-002") == before and not done
     worker.join(60)
     assert done and done[0].package == own.package_file("P2026-002")
+
+
+def test_an_expired_approval_exports_nothing(own, contracts):
+    """The day after ``expires_on`` (the approval is valid through it), before the expiry sensor has retired the project:
+    the extract and the approval are unchanged, yet nothing may be exported."""
+    before = snapshot(own, "P2026-002")
+    expires = yaml.safe_load(own.approval_file("P2026-002").read_text())["expires_on"]
+    with pytest.raises(ExportError, match="revoked or expired"):
+        export_project(own, contracts, "P2026-002", AuditLog(own.audit), today=expires + dt.timedelta(days=1))
+    assert snapshot(own, "P2026-002") == before
+    assert AuditLog(own.audit).entries()[-1]["event"] == "exports_refused"

@@ -148,3 +148,39 @@ def test_sums_over_joined_individuals_compare_only_persons_with_a_value(home, co
     assert examination.tables[0].cells.cells[("B", None)].persons == 40
     assert all("differ from that cell's by between 1 and 9" in note  # counted exactly, not by the fallback
                for note in examination.tables[0].cells.cells[("A", None)].notes)
+
+
+def test_nine_persons_apart_is_differencing(home, contracts):
+    """The filter removes 9 persons from (A, x): one short of the threshold, so still disclosive."""
+    people(home, {**BASE, ("A", "x", "n"): 21, ("A", "x", "s"): 9})
+    release(home, contracts, "r1", {"t": TABLE})
+    examination = examine(home, contracts, write_request(home, "r2", {"t": {**TABLE, "filter": {"region": {"eq": "n"}}}}))
+    assert flagged(examination) == {("A", "x"), ("A", None), (None, "x"), (None, None)}
+    assert all("between 1 and 9" in note for note in examination.tables[0].cells.cells[("A", "x")].notes)
+
+
+def test_a_rebuilt_extract_with_the_same_counts_but_another_person_is_differencing(home, contracts):
+    """The rebuild swaps one person of (B, y) for another: every count is the same, but the two releases of (B, y)
+    differ by two persons (one out, one in), which the fingerprints show."""
+    release(home, contracts, "r1", {"t": TABLE})
+    rows, number = [], 0
+    for (grp, kind, region), persons in BASE.items():
+        for _ in range(persons):
+            rows.append((pid(number), grp, kind, region))
+            number += 1
+    assert rows[-1][1:] == ("B", "y", "n")
+    rows[-1] = (pid(999), "B", "y", "n")
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS, REGION], rows)})
+    examination = examine(home, contracts, write_request(home, "r2", {"t": TABLE}))
+    assert examination.tables[0].cells.cells[("B", "y")].persons == 35
+    assert flagged(examination) == {("B", "y"), ("B", None), (None, "y"), (None, None)}
+
+
+def test_a_new_table_is_compared_with_every_earlier_release_not_only_the_latest(home, contracts):
+    """r1 publishes the table whole, r2 something else; r3 (the north only, 3 persons fewer in (A, x)) meets r1."""
+    release(home, contracts, "r1", {"t": TABLE})
+    release(home, contracts, "r2", {"t": {"from": "people", "rows": "region", "statistic": "count"}})
+    examination = examine(home, contracts, write_request(home, "r3", {"t": {**TABLE, "filter": {"region": {"eq": "n"}}}}))
+    assert examination.releases == 2
+    assert flagged(examination) == {("A", "x"), ("A", None), (None, "x"), (None, None)}
+    assert any("request r1" in note for note in examination.tables[0].cells.cells[("A", "x")].notes)

@@ -161,3 +161,14 @@ def test_nothing_released_holds_a_pseudonym_a_matricule_or_a_single_persons_valu
             assert not re.search(r"(?<![0-9A-Za-z.])[0-9]{11,13}(?![0-9A-Za-z])", text), path  # not inside a sha256
             published = set(re.findall(r"\b[0-9]+\.[0-9]{2}\b", text))
             assert not published & amounts, f"{path}: a person's own amount"
+
+
+def test_the_released_request_block_is_only_what_identifies_the_request(released):
+    """The docs' list: the checkers' block adds the extract's key id and build, the notes, the threshold applied and
+    the earlier releases compared; none of that leaves the platform."""
+    public = {"project", "request", "requester", "title", "status", "decided", "request_sha256", "policy_version", "reviewer"}
+    outside = json.loads((folders(released)[0] / "results.json").read_text())["request"]
+    inside = json.loads((folders(released)[1] / "results.json").read_text())["request"]
+    assert set(outside) == public
+    assert set(inside) >= public | {"notes", "extract", "threshold", "earlier_releases_compared"}
+    assert "key-test" not in (folders(released)[0] / "results.json").read_text()

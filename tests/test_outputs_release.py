@@ -33,6 +33,7 @@ from sensors.outputs import output_requests
 from .outputs_helpers import PERSON, PROJECT, column, grid_rows, make_extract, pid, write_request
 
 GROUPS = column("grp", "VARCHAR", "group", {"A": "a", "B": "b"})
+GROUPS_ABC = column("grp", "VARCHAR", "group", {"A": "a", "B": "b", "C": "c"})
 KINDS = column("kind", "VARCHAR", "kind", {"x": "x", "y": "y"})
 TABLE = {"t": {"from": "people", "rows": "grp", "columns": "kind", "statistic": "count"}}
 CELLS = {("A", "x"): 9, ("A", "y"): 20, ("B", "x"): 30, ("B", "y"): 40}
@@ -104,6 +105,7 @@ def test_an_attached_model_goes_to_review_and_nothing_is_released(home, contract
 @pytest.mark.parametrize(("name", "content", "declared", "words"), [
     ("model.txt", b"ok", {**MODEL, "residual_dof": 5}, "the model has 5 residual degrees of freedom; the policy asks for at least 10"),
     ("figure.svg", b"<svg/>", {"kind": "figure", "description": "A bar chart of the table."}, ".svg files carry the data points"),
+    ("figure.SVG", b"<svg/>", {"kind": "figure", "description": "A bar chart of the table."}, ".SVG files carry the data points"),
     ("model.txt", f"outlier: {pid(3)}\n".encode(), MODEL, "contains 1 pseudonym(s) of the project's extract"),
     ("model.txt", b"employer 19632001234 dropped\n", MODEL, "contains a run of 11 digits at byte 9"),
 ])
@@ -115,6 +117,19 @@ def test_an_attached_file_that_breaks_a_rule_refuses_the_request(home, contracts
     assert words in str(refused.value) and f"field attachments.{name}" in str(refused.value)
     assert pid(3) not in str(refused.value) and "19632001234" not in str(refused.value)
     assert released_files(home) == [] and not home.output_checking_dir(PROJECT, "m1").exists()
+
+
+def test_a_pseudonym_of_any_pseudonym_column_refuses_an_attached_file(home, contracts):
+    """An employer's pseudonym, in a second table of the extract, is looked up as well as the persons'."""
+    employer = "7e57000000000abc"
+    rows = grid_rows(CELLS)[0]
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS], rows),
+                        "jobs": ([PERSON, column("employer_id", "VARCHAR", "pseudonym")], [(rows[0][0], employer)])})
+    path = write_request(home, "m1", TABLE, attachments={"model.txt": MODEL})
+    attach(home, "m1", "model.txt", f"fixed effect for employer {employer.upper()}: 0.3\n".encode())
+    with pytest.raises(OutputRefused) as refused:
+        release_request(home, contracts, path, audit(home))
+    assert "contains 1 pseudonym(s) of the project's extract" in str(refused.value) and employer not in str(refused.value)
 
 
 def test_a_link_is_not_an_attached_file(home, contracts):
@@ -200,6 +215,46 @@ def test_a_planted_threshold_bug_is_caught(home, contracts, monkeypatch):
     with pytest.raises(OutputChecksFailed) as failed:
         release_request(home, contracts, write_request(home, "r1", TABLE), audit(home))
     assert {c.name for c in failed.value.checks if not c.passed} == {"threshold"}
+
+
+def test_the_blocking_check_catches_a_published_zero_alone(home, contracts, monkeypatch):
+    """Every cell but one has 20 persons or more; (A, x) has none and is not declared structural. With the rules
+    planted off, the zero would be published: the check, counting from the rows, refuses it."""
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS], grid_rows({("A", "y"): 20, ("B", "x"): 30, ("B", "y"): 40})[0])})
+    monkeypatch.setattr(examination_module, "apply_rules", lambda cells, policy, zeros: None)
+    with pytest.raises(OutputChecksFailed) as failed:
+        release_request(home, contracts, write_request(home, "r1", TABLE), audit(home))
+    checks = {c.name: c.problems for c in failed.value.checks if not c.passed}
+    assert checks == {"threshold": ["table t, cell (A, x): a published zero that is not declared structural"]}
+    assert released_files(home) == [] and home.output_ledger_records(PROJECT) == []
+
+
+def test_the_blocking_check_knows_cells_cannot_be_negative(home, contracts, monkeypatch):
+    """Four inner cells suppressed on one cycle, two of them zeros on either side of (A, x): the cycle cannot move
+    (a zero cannot go lower), so the published totals give (A, x) = 5. A planted suppression leaves exactly that."""
+    from lmdp_pipeline.outputs.rules import SECONDARY
+
+    from .test_outputs_rules import lp_ranges
+
+    kinds = column("kind", "VARCHAR", "kind", {"x": "x", "y": "y", "z": "z"})
+    cells = {("A", "x"): 5, ("A", "z"): 10, ("B", "x"): 12, ("B", "z"): 10, ("C", "x"): 10, ("C", "y"): 15, ("C", "z"): 10}
+    make_extract(home, {"people": ([PERSON, GROUPS_ABC, kinds], grid_rows(cells)[0])})
+
+    def cycle_through_zeros(table):
+        table.cells[("B", "x")].secondary = True
+        table.cells[("B", "x")].reasons.append(SECONDARY)
+        return []
+
+    monkeypatch.setattr(examination_module, "protect", cycle_through_zeros)
+    lines = [line.split(",") for line in examine(home, contracts, write_request(home, "r0", TABLE)).tables[0].csv.splitlines()]
+    assert lines[1:3] == [["A", "[c]", "[c]", "10", "15"], ["B", "[c]", "[c]", "10", "22"]]
+    assert lp_ranges(lines)[(0, 0)] == (5, 5), "cells at least zero pin it (computed here from the CSV alone)"
+    with pytest.raises(OutputChecksFailed) as failed:
+        release_request(home, contracts, write_request(home, "r1", TABLE), audit(home))
+    problems = {c.name: c.problems for c in failed.value.checks if not c.passed}
+    assert set(problems) == {"suppression_complete"}
+    assert "table t, cell (A, x): its value can be recomputed from the published cells and totals" in problems["suppression_complete"]
+    assert released_files(home) == []
 
 
 def test_a_project_s_own_higher_threshold_is_enforced_and_checked(home, contracts, monkeypatch):

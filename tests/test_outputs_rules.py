@@ -241,3 +241,59 @@ def test_a_cell_no_suppression_can_hide_refuses_the_request(home, contracts):
     assert examination.status == "refused"
     assert examination.reasons == ["table t: 1 cell(s) cannot be protected by suppression (no other cell can hide them): "
                                    "ask for fewer categories or a coarser variable"]
+
+
+# --- rules held at their edges (each test breaks one rule alone; expected values computed here by hand) -------
+
+
+def lenient(contracts, **changes):
+    """The policy with some of its output rules changed, to try one rule without the others."""
+    policy = policy_of(contracts)
+    return policy.model_copy(update={"output": policy.output.model_copy(update=changes)})
+
+
+def test_p_percent_takes_out_both_largest_contributors(home, contracts):
+    """100, 20 and eight of 1.125: the rest without the two largest is 9, under 10% of 100 (the second largest, knowing
+    its own 20, estimates the largest from the total within 9%); the rest without the largest alone would be 29."""
+    values = [100, 20] + [1.125] * 8
+    largest, second = sorted(values, reverse=True)[:2]
+    assert (sum(values) - largest - second) / largest < 0.10 <= (sum(values) - largest) / largest
+    assert (largest + second) / sum(values) < 0.99
+    people(home, {("A", "x"): 10}, dominance_rows(values, [5.0] * 20))
+    cells = examined(home, SUMS, contracts, lenient(contracts, dominance_k=0.99)).tables[0].cells.cells
+    assert cells[("A", None)].reasons == [P_PERCENT]
+    safe = [100, 20] + [1.375] * 8  # the rest is 11: more than 10% of the largest
+    people(home, {("A", "x"): 10}, dominance_rows(safe, [5.0] * 20))
+    cells = examined(home, SUMS, contracts, lenient(contracts, dominance_k=0.99), name="r2").tables[0].cells.cells
+    assert cells[("A", None)].reasons == []
+
+
+def test_dominance_counts_the_policys_n_largest_contributors(home, contracts):
+    """With n = 3: 40 + 30 + 21 hold 91% of 100 (the two largest only 70%): dominated."""
+    values = [40, 30, 21] + [1.125] * 8
+    assert sum(sorted(values, reverse=True)[:3]) / sum(values) >= 0.90 > sum(sorted(values, reverse=True)[:2]) / sum(values)
+    people(home, {("A", "x"): 10}, dominance_rows(values, [5.0] * 20))
+    examination = examined(home, SUMS, contracts, lenient(contracts, dominance_n=3))
+    assert examination.tables[0].cells.cells[("A", None)].reasons == [DOMINANCE]
+    assert csv_lines(examination, "t")[1] == ["A", "[c]"]
+
+
+def test_a_structural_zero_covers_only_the_cell_it_declares(home, contracts):
+    """(A, x) is declared structural; (A, z), also empty, shares its row but not its column: still a disclosive zero."""
+    people(home, {("A", "y"): 15, ("B", "x"): 12, ("B", "y"): 20, ("B", "z"): 11})
+    examination = examined(home, {"t": {**CROSS, "structural_zeros": [{"grp": "A", "kind": "x"}]}}, contracts)
+    cells = examination.tables[0].cells.cells
+    assert cells[("A", "x")].persons == 0 and cells[("A", "x")].reasons == []
+    assert cells[("A", "z")].persons == 0 and cells[("A", "z")].reasons == [ZERO]
+    assert csv_lines(examination, "t")[1][1] == "0" and csv_lines(examination, "t")[1][3] == "[c]"
+
+
+def test_a_value_held_by_one_person_with_many_rows_is_pooled(home, contracts):
+    """Category C has 12 rows but one person: its label alone tells that someone has it."""
+    rows, _ = grid_rows({("A", "x"): 15, ("B", "x"): 12})
+    rows += [(pid(500), "C", "x")] * 12
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS], rows)})
+    examination = examined(home, {"t": {"from": "people", "rows": "grp", "statistic": "count"}}, contracts)
+    lines = csv_lines(examination, "t")
+    assert [line[0] for line in lines] == ["grp", "A", "B", "(other categories)", "Total"]
+    assert lines[3][1] == "[c]" and lines[4][1] == str(15 + 12 + 1)

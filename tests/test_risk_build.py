@@ -116,7 +116,8 @@ def test_a_replaced_survey_beyond_the_accepted_figures_is_refused_and_the_extrac
     preview = estimate_risk(home, check(home, contracts, path).plan)
     worst = preview.figures.worst_rate([t.name for t in preview.model.person_tables])
     ceilings = {"persons_at_risk": min(1.0, math.ceil(preview.figures.share_at_risk * 100) / 100),
-                "reidentification_rate": math.ceil(worst.reidentification_rate * 100) / 100}
+                "reidentification_rate": math.ceil(worst.reidentification_rate * 100) / 100,
+                "respondents_at_risk": min(1.0, math.ceil(preview.figures.share_of_respondents_at_risk * 100) / 100)}
     assert ceilings["reidentification_rate"] < 1.0, "the test needs room above the accepted figure"
     data["risk_acceptance"]["up_to"] = ceilings
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -205,7 +206,7 @@ def test_risk_records_the_policy_the_verdict_the_acceptance_and_the_suggestions(
     assert {k: v for k, (v, _) in recorded.items() if k != "version"} == {k: float(v) for k, v in policy["risk"].items()}
     verdicts = {item: text for section, _, _, item, _, text in rows if section == "verdict"}
     assert verdicts == {"persons_at_risk": "beyond the policy", "reidentification_rate": verdicts["reidentification_rate"],
-                        "result": "beyond the policy, risk accepted"}
+                        "respondents_at_risk": "within the policy", "result": "beyond the policy, risk accepted"}
     assert {(item, text) for section, _, _, item, _, text in rows if section == "quasi_identifier"} == {
         ("i_birth_date", "year"), ("i_sex", "sex"), ("i_citizenship", "country")}
     lines = [text for section, scope, _, item, _, text in rows if section == "suggestion" and item == "approval_line"]
@@ -217,7 +218,7 @@ def test_risk_records_the_policy_the_verdict_the_acceptance_and_the_suggestions(
 
 SAMPLE_SIDE = {"persons", "employers", "records", "classes", "smallest_class", "classes_below_k", "persons_below_k", "employers_below_k",
                "records_below_k", "sample_uniques", "smallest_l", "classes_below_l", "persons_below_l", "persons_at_risk",
-               "share_at_risk", "information_kept"}
+               "share_at_risk", "information_kept", "respondents", "respondents_at_risk", "share_of_respondents_at_risk"}
 
 
 def secrets_of(home, extract) -> tuple[set[str], set[str]]:

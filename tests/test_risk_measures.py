@@ -106,13 +106,13 @@ def test_each_rule_of_the_policy_is_broken_on_its_own():
         figures = space.figures(model.approved)
 
     def broken(share: float, rate: float) -> list[str]:
-        return [b.rule for b in breaches(figures, model, RiskPolicy(k=2, l=1, max_share_at_risk=share, max_reidentification_rate=rate))]
+        return [b.rule for b in breaches(figures, model, RiskPolicy(k=2, l=1, max_share_at_risk=share, max_reidentification_rate=rate, max_share_of_respondents_at_risk=0))]
 
     assert broken(0.5, 0.55) == []
     assert broken(0.49, 0.55) == [PERSONS_AT_RISK]
     assert broken(0.5, 0.54) == [REIDENTIFICATION_RATE]
     assert broken(0.49, 0.54) == [PERSONS_AT_RISK, REIDENTIFICATION_RATE]
-    [rate] = breaches(figures, model, RiskPolicy(k=2, l=1, max_share_at_risk=1, max_reidentification_rate=0.5))
+    [rate] = breaches(figures, model, RiskPolicy(k=2, l=1, max_share_at_risk=1, max_reidentification_rate=0.5, max_share_of_respondents_at_risk=0))
     assert rate.text.startswith("people in 2024-01: 2.2 expected re-identifications among 4 persons"), rate.text
 
 
@@ -121,8 +121,8 @@ def test_the_lattice_shortcut_counts_a_class_of_exactly_k_as_safe():
     with duckdb.connect() as con:
         space, model = by_hand(con)
         space.node(model.approved)
-        assert space.share_at_risk(0.6) == pytest.approx(0.5)
-        assert space.share_at_risk(0.4) is None, "January alone settles it"
+        assert space.shares_at_risk(0.6) == pytest.approx((0.5, 0.0))
+        assert space.shares_at_risk(0.4) is None, "January alone settles it"
 
 
 def test_coarser_levels_merge_classes_in_the_sample_and_the_register_alike():
@@ -348,7 +348,7 @@ def test_coarser_nodes_match_a_plain_python_count(dropped):
 
 
 def test_the_lattice_shortcut_agrees_with_the_full_figures():
-    """``share_at_risk`` (what the search asks) settles a node early only when the full figures agree it fails."""
+    """``shares_at_risk`` (what the search asks) settles a node early only when the full figures agree it fails."""
     tables, sample, population, sensitive_rows = random_case(4)
     diagnosis = Sensitive("absences", "ab_diagnosis", "month", None, "chapter")
     with duckdb.connect() as con:
@@ -358,8 +358,9 @@ def test_the_lattice_shortcut_agrees_with_the_full_figures():
             full = space.figures(levels)
             space.node(levels)
             for limit in (0.0, 0.05, 0.5, 1.0):
-                quick = space.share_at_risk(limit)
-                assert (quick is None and full.share_at_risk > limit) or quick == pytest.approx(full.share_at_risk)
+                quick = space.shares_at_risk(limit)
+                assert (quick is None and full.share_at_risk > limit) or quick == pytest.approx(
+                    (full.share_at_risk, full.share_of_respondents_at_risk))
             worst = full.worst_rate(["people", "jobs", "external_survey"])
             assert space.worst_rate() == pytest.approx(worst.reidentification_rate if worst else 0.0)
 

@@ -193,11 +193,14 @@ class AcceptedFigures(_Strict):
     """Share of the extract's persons at risk in some month."""
     reidentification_rate: Share | None = None
     """Expected re-identifications per person, in the worst table and month."""
+    respondents_at_risk: Share | None = None
+    """Share of the persons of the researchers' own files at risk in some month."""
 
     @model_validator(mode="after")
     def _names_a_figure(self) -> "AcceptedFigures":
-        if self.persons_at_risk is None and self.reidentification_rate is None:
-            raise ValueError("name the worst figure accepted for at least one rule: persons_at_risk, reidentification_rate")
+        if self.persons_at_risk is None and self.reidentification_rate is None and self.respondents_at_risk is None:
+            raise ValueError("name the worst figure accepted for at least one rule: persons_at_risk, reidentification_rate, "
+                             "respondents_at_risk")
         return self
 
 

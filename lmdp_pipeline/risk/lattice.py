@@ -2,13 +2,14 @@
 
 The quasi-identifiers' levels form a lattice (ARX's generalisation lattice): a node
 gives each one a level at or above its approved one, along its contract levels, up to
-``not delivered``; never finer than approved. Both rules of the policy only get easier
+``not delivered``; never finer than approved. Every rule of the policy only gets easier
 as a node gets coarser (classes merge: more persons per class, more distinct values,
 more persons in the register per class), so the search walks the nodes by height and
 skips every node above one that already meets the policy: what it keeps are the
 *minimal* nodes. Each node is computed from the workspace's tables at the approved
 levels (``measures``), never from the data again. The persons-at-risk rule is tried
-first (a month beyond the limit settles it), the register counts only then.
+first (a month beyond the limit settles it), with the share of the researchers'
+respondents at risk from the same count; the register counts only then.
 
 The policy's share of persons at risk is the suppression limit of the search: the
 records a generalisation tool would suppress are the ones counted at risk here, which
@@ -84,8 +85,9 @@ def minimal_nodes(workspace: Workspace, model: RiskModel, policy: RiskPolicy) ->
             continue
         computed += 1
         workspace.node(_node_levels(model, node))
-        share = workspace.share_at_risk(policy.max_share_at_risk)
-        if share is None or share > policy.max_share_at_risk or workspace.worst_rate() > policy.max_reidentification_rate:
+        shares = workspace.shares_at_risk(policy.max_share_at_risk)
+        if (shares is None or shares[0] > policy.max_share_at_risk or shares[1] > policy.max_share_of_respondents_at_risk
+                or workspace.worst_rate() > policy.max_reidentification_rate):
             continue
         passing.add(node)
         minimal.append(node)

@@ -18,7 +18,8 @@ counts on 64-bit ids, and combinations are spelled out only in small dictionarie
   rows, so this overstates the risk, never understates it;
 - ``risk_pm``, ``risk_combos``, ``risk_cm``: the extract as a whole, one row per person
   and month with the combination of every person table's ids (``combo``);
-- ``risk_sv<j>``: the values of each sensitive variable per person, month and combo.
+- ``risk_sv<j>``: the values of each sensitive variable per person, month and combo;
+- ``risk_respondents``: the persons of the researchers' own files (external data).
 
 Every id is a hash checked free of collisions on the dictionary it indexes (the
 measure stops rather than merge two classes). A node of the lattice maps each element
@@ -106,10 +107,16 @@ class Figures:
     persons_below_k: int = 0  # in some month
     persons_below_l: int = 0  # in some month
     persons_at_risk: int = 0  # below k or l in some month
+    respondents: int = 0  # persons of the researchers' own files
+    respondents_at_risk: int = 0  # of them, below k or l in some month
 
     @property
     def share_at_risk(self) -> float:
         return self.persons_at_risk / self.persons if self.persons else 0.0
+
+    @property
+    def share_of_respondents_at_risk(self) -> float:
+        return self.respondents_at_risk / self.respondents if self.respondents else 0.0
 
     def worst_rate(self, tables: list[str]) -> TableMonth | None:
         """The month and table (among ``tables``) with the highest expected re-identifications per unit."""
@@ -143,6 +150,7 @@ class Workspace:
         self.persons = [(i, t) for i, t in enumerate(model.tables) if t.about_persons]
         self.unit_counts: dict[int, int] = {}  # table -> its units over the period
         self.person_count = 0  # persons of the extract as a whole
+        self.respondent_count = 0  # persons of the researchers' own files
         self.measured: list[int] = []  # tables with a quasi-identifier left at the mapped node
 
     def _distinct(self, relation: str, ids: str, what: str) -> None:
@@ -235,11 +243,14 @@ class Workspace:
         self.person_count, *per_table = con.execute(
             f"SELECT {counts} FROM (SELECT unit{present} FROM risk_pm WHERE unit IS NOT NULL GROUP BY unit)").fetchone()
         self.unit_counts |= dict(zip(counted, per_table))
+        external = " UNION ".join(f"SELECT unit FROM risk_s{i}" for i, t in self.persons if not t.month)  # researchers' files
+        con.execute(f"CREATE OR REPLACE TEMP TABLE risk_respondents AS {external or 'SELECT unit FROM risk_pm WHERE false'}")
+        self.respondent_count = con.execute("SELECT count(*) FROM risk_respondents").fetchone()[0]
 
     def fingerprint(self) -> str:
         """A digest of every loaded table (rows counted and hashed in DuckDB, in no particular order): what a node's
         figures are computed from, so two workspaces with the same fingerprint give the same figures at every node."""
-        tables = ["risk_pm", "risk_combos", "risk_cm", *(f"risk_sv{j}" for j in range(len(self.model.sensitive)))]
+        tables = ["risk_pm", "risk_combos", "risk_cm", "risk_respondents", *(f"risk_sv{j}" for j in range(len(self.model.sensitive)))]
         for i, table in enumerate(self.model.tables):
             tables += [f"risk_s{i}", f"risk_sc{i}", f"risk_p{i}", f"risk_e{i}"] + ([] if table.single else [f"risk_kl{i}"])
         digests = self.con.execute(" UNION ALL ".join(
@@ -332,14 +343,15 @@ class Workspace:
             found += [Diversity(variable.name, *row) for row in rows]
         return found
 
-    def _at_risk(self) -> tuple[int, int, int, int]:
-        """Persons of the extract-wide view; below k, below l, either, in some month."""
+    def _at_risk(self) -> tuple[int, int, int, int, int]:
+        """Persons of the extract-wide view; below k, below l, either, in some month; of the researchers' respondents, either."""
         below_l = " UNION ".join(f"SELECT unit FROM ({self._below_l(j)})" for j in range(len(self.model.sensitive)))
         below_l = below_l or "SELECT NULL AS unit WHERE false"
-        below_k, below_l, either = run(self.con, f"""WITH k AS ({self._below_k()}), l AS ({below_l})
-            SELECT (SELECT count(*) FROM k), (SELECT count(DISTINCT unit) FROM l),
-                   (SELECT count(*) FROM (SELECT unit FROM k UNION SELECT unit FROM l))""", {"k": self.k, "l": self.l}).fetchone()
-        return self.person_count, below_k, below_l, either
+        below_k, below_l, either, respondents = run(self.con, f"""WITH k AS ({self._below_k()}), l AS ({below_l}),
+                either AS (SELECT unit FROM k UNION SELECT unit FROM l)
+            SELECT (SELECT count(*) FROM k), (SELECT count(DISTINCT unit) FROM l), (SELECT count(*) FROM either),
+                   (SELECT count(*) FROM either SEMI JOIN risk_respondents USING (unit))""", {"k": self.k, "l": self.l}).fetchone()
+        return self.person_count, below_k, below_l, either, respondents
 
     def node(self, levels: Levels) -> None:
         """Map every dictionary to ``levels``: what the figures below are computed at.
@@ -361,13 +373,16 @@ class Workspace:
             figures.units_at_risk[self.model.tables[i].name] = self._units_at_risk(i)
         figures.extract = self._extract_months()
         figures.diversity = self._diversity()
-        figures.persons, figures.persons_below_k, figures.persons_below_l, figures.persons_at_risk = self._at_risk()
+        figures.persons, figures.persons_below_k, figures.persons_below_l, figures.persons_at_risk, figures.respondents_at_risk = \
+            self._at_risk()
+        figures.respondents = self.respondent_count
         return figures
 
     # --- what the lattice search asks ---------------------------------------------------------------------
 
-    def share_at_risk(self, limit: float) -> float | None:
-        """The share of persons at risk at the mapped node, or None as soon as one month alone exceeds ``limit``.
+    def shares_at_risk(self, limit: float) -> tuple[float, float] | None:
+        """The shares of persons and of the researchers' respondents at risk at the mapped node, or None as soon as one
+        month alone puts more than ``limit`` of the persons at risk.
 
         A person below k in a month is at risk over the period, so a month whose persons
         below k exceed the limit settles the node without the person-level join.
@@ -376,8 +391,9 @@ class Workspace:
             coalesce(sum(persons) FILTER (WHERE persons < $k), 0) AS below FROM risk_classes GROUP BY month)""", {"k": self.k}).fetchone()[0]
         if worst is not None and worst > limit:
             return None
-        persons, _, _, at_risk = self._at_risk()
-        return at_risk / persons if persons else 0.0
+        persons, _, _, at_risk, respondents_at_risk = self._at_risk()
+        return (at_risk / persons if persons else 0.0,
+                respondents_at_risk / self.respondent_count if self.respondent_count else 0.0)
 
     def worst_rate(self) -> float:
         """The highest expected re-identifications per person of any person table in any month, at the mapped node."""

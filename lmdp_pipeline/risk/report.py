@@ -84,8 +84,17 @@ def _sample_rows(figures: Figures) -> list[tuple]:
     rows += [("measure", "extract", WHOLE_PERIOD, item, value) for item, value in [
         ("persons", figures.persons), ("persons_below_k", figures.persons_below_k), ("persons_below_l", figures.persons_below_l),
         ("persons_at_risk", figures.persons_at_risk), ("share_at_risk", round(figures.share_at_risk, 4)),
+        *_respondent_items(figures),
     ]]
     return [(*row, None) for row in rows]
+
+
+def _respondent_items(figures: Figures) -> list[tuple[str, float]]:
+    """The researchers' respondents and their share at risk (nothing when the extract has no external data)."""
+    if not figures.respondents:
+        return []
+    return [("respondents", figures.respondents), ("respondents_at_risk", figures.respondents_at_risk),
+            ("share_of_respondents_at_risk", round(figures.share_of_respondents_at_risk, 4))]
 
 
 def _suggestion_rows(assessment: RiskAssessment) -> list[tuple]:
@@ -96,7 +105,7 @@ def _suggestion_rows(assessment: RiskAssessment) -> list[tuple]:
         rows += [("suggestion", scope, None, "approval_line", None, line) for line in approval_lines(assessment.approval, s.approval)]
         rows += [("suggestion", scope, WHOLE_PERIOD, item, value, None) for item, value in [
             ("information_kept", round(s.information_kept, 4)), ("persons_at_risk", s.figures.persons_at_risk),
-            ("share_at_risk", round(s.figures.share_at_risk, 4)),
+            ("share_at_risk", round(s.figures.share_at_risk, 4)), *_respondent_items(s.figures),
         ]]
     return rows
 
@@ -130,7 +139,8 @@ def write_risk_table(con: duckdb.DuckDBPyConnection, assessment: RiskAssessment)
 def _policy_line(assessment: RiskAssessment) -> str:
     risk = assessment.policy.risk
     return (f"disclosure policy {assessment.policy.version}: k={risk.k}, l={risk.l}, at most {risk.max_share_at_risk:.0%} of persons "
-            f"at risk, at most {risk.max_reidentification_rate:.0%} expected re-identifications")
+            f"at risk, at most {risk.max_reidentification_rate:.0%} expected re-identifications, at most "
+            f"{risk.max_share_of_respondents_at_risk:.0%} of the researchers' respondents at risk")
 
 
 def _worst_months(figures: Figures) -> list:
@@ -155,8 +165,10 @@ def _suggestion_lines(assessment: RiskAssessment, s, number: int) -> list[str]:
     worst = s.figures.worst_rate([t.name for t in assessment.model.person_tables])
     rate = f", highest re-identification rate {worst.reidentification_rate:.1%}" if worst else ""
     changes = ", ".join(f"{name}: {level}" for name, level in s.changes.items())
+    respondents = (f", {s.figures.respondents_at_risk:,} of {s.figures.respondents:,} respondents at risk "
+                   f"({s.figures.share_of_respondents_at_risk:.1%})" if s.figures.respondents else "")
     return [f"{number}. {changes} ({s.information_kept:.0%} of the information kept): {s.figures.persons_at_risk:,} persons at risk "
-            f"({s.figures.share_at_risk:.1%}){rate}",
+            f"({s.figures.share_at_risk:.1%}){rate}{respondents}",
             "   approval lines: " + "; ".join(approval_lines(assessment.approval, s.approval))]
 
 
@@ -176,6 +188,9 @@ def preview_lines(assessment: RiskAssessment) -> list[str]:
     lines.append(f"  quasi-identifiers: {qis}{sensitive}")
     lines.append(f"  extract: {figures.persons_at_risk:,} of {figures.persons:,} persons at risk in some month ({figures.share_at_risk:.1%}): "
                  f"{figures.persons_below_k:,} below k, {figures.persons_below_l:,} below l")
+    if figures.respondents:
+        lines.append(f"  researchers' files: {figures.respondents_at_risk:,} of their {figures.respondents:,} persons at risk in some "
+                     f"month ({figures.share_of_respondents_at_risk:.1%})")
     lines += [f"  {_table_line(t, figures.units_at_risk[t.table])}" for t in _worst_months(figures)]
     lines.append(f"  result: {verdict(assessment)}")
     lines += [f"    - {problem}" for problem in [*assessment.problems, *assessment.integrity]]
@@ -205,6 +220,7 @@ def headline(assessment: RiskAssessment) -> dict:
         "persons": figures.persons,
         "persons_at_risk": figures.persons_at_risk,
         "share_at_risk": round(figures.share_at_risk, 4),
+        "share_of_respondents_at_risk": round(figures.share_of_respondents_at_risk, 4),
         "highest_reidentification_rate": round(worst.reidentification_rate, 4) if worst else 0.0,
         "population_uniques_in_a_month": max((t.population_uniques for t in figures.tables
                                               if t.table in {p.name for p in assessment.model.person_tables}), default=0),

@@ -1,6 +1,6 @@
 """The figures against the platform's policy: which rules an extract breaks, in words a reviewer can act on.
 
-Two rules (``RiskPolicy``):
+Three rules (``RiskPolicy``):
 
 1. **Persons at risk.** The share of the extract's persons who, in some month of the
    period, share their combination of quasi-identifiers (across every table) with
@@ -9,6 +9,11 @@ Two rules (``RiskPolicy``):
 2. **Expected re-identifications.** In every table about persons and every month, the
    sum over persons of 1/F (F: their combination's count in the whole register that
    month), per person of the table.
+3. **Respondents at risk.** The same test as rule 1, judged among the persons of the
+   researchers' own files alone: they chose those persons and know every answer, so a
+   respondent at risk is one they can find. Averaged over the whole extract, a few
+   persons planted in a file (given an answer no one else has, or answers spread over
+   several files that single them out only together) stayed under rule 1's allowance.
 
 An approval's ``risk_acceptance`` covers a breach only up to the figure its reviewers
 accepted for that rule (``up_to``); beyond it, or for a rule it names no figure for,
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..disclosure_policy import PERSONS_AT_RISK, REIDENTIFICATION_RATE, RiskPolicy
+from ..disclosure_policy import PERSONS_AT_RISK, REIDENTIFICATION_RATE, RESPONDENTS_AT_RISK, RiskPolicy
 from ..projects.approval import AcceptedFigures
 from .measures import Figures
 from .model import RiskModel
@@ -52,6 +57,14 @@ def breaches(figures: Figures, model: RiskModel, policy: RiskPolicy) -> list[Bre
             f"{worst.table}{f' in {worst.month}' if worst.month else ''}: {worst.expected_reidentifications:,.1f} expected "
             f"re-identifications among {worst.units:,} persons ({worst.reidentification_rate:.1%}, counted against the whole register); "
             f"the policy allows {policy.max_reidentification_rate:.0%}"
+        ))
+    if figures.share_of_respondents_at_risk > policy.max_share_of_respondents_at_risk:
+        problems.append(Breach(RESPONDENTS_AT_RISK, figures.share_of_respondents_at_risk,
+            f"{figures.respondents_at_risk:,} of the {figures.respondents:,} persons of the researchers' files "
+            f"({figures.share_of_respondents_at_risk:.1%}) are at risk in some month (their combination of quasi-identifiers, "
+            f"every answer of every file included, is shared by fewer than k={policy.k} persons, or by fewer than l={policy.l} "
+            "values of a restricted variable): the researchers chose these persons and know their answers, so each one at risk "
+            f"is one they can find; the policy allows {policy.max_share_of_respondents_at_risk:.0%}"
         ))
     return problems
 

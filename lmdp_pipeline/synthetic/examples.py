@@ -75,7 +75,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
                     "the researchers sign the platform's undertaking not to re-identify anyone",
                 ],
                 "accepted_by": ["m.weber", "s.dupont"],
-                "up_to": {"persons_at_risk": 1.0, "reidentification_rate": 1.0},
+                "up_to": {"persons_at_risk": 1.0, "reidentification_rate": 1.0, "respondents_at_risk": 1.0},
                 "output_threshold": 20,
             },
         },
