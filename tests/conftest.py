@@ -93,6 +93,17 @@ def project_home(small_home, folder: Path):
     return PlatformPaths(folder)
 
 
+def approved_files(plan, paths):
+    """``plan`` with each external dataset naming the checksum of its file under ``paths``: the file the reviewers
+    approved (the example approvals name the committed sample's survey, not the one each test home generates)."""
+    from lmdp_pipeline.files import sha256_of
+    from lmdp_pipeline.projects.plan import Plan
+
+    external = {name: dataset.model_copy(update={"sha256": sha256_of(paths.external_file(plan.project, dataset.file))})
+                for name, dataset in plan.approval.external.items()}
+    return Plan(plan.approval.model_copy(update={"external": external}), plan.contracts, plan.period)
+
+
 def plan_for(project: str, contracts, months: str = "2024-02:2024-03", **changes):
     """The example approval of ``project`` over ``months`` of the small warehouse, with ``changes`` to its fields."""
     from lmdp_pipeline.period import Period

@@ -16,14 +16,17 @@ import shutil
 
 import duckdb
 import pytest
+import yaml
 
 from lmdp_pipeline import matricule
 from lmdp_pipeline.keys import Keystore, MasterKey
 from lmdp_pipeline.paths import PlatformPaths
+from lmdp_pipeline.projects.approval import ApprovalError
 from lmdp_pipeline.projects.build import build_extract
 from lmdp_pipeline.projects.external import ExternalDataRefused, inspect_external
+from lmdp_pipeline.projects.lifecycle import check
 
-from .conftest import plan_for, project_home
+from .conftest import approved_files, plan_for, project_home
 from .test_extract import all_text_cells
 
 PROJECT = "P2026-001"
@@ -48,7 +51,7 @@ def home(small_home, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(home, contracts, key):
-    return build_extract(plan_for(PROJECT, contracts), home, key, {})
+    return build_extract(approved_files(plan_for(PROJECT, contracts), home), home, key, {})
 
 
 def own_external(small_home, tmp_path) -> PlatformPaths:
@@ -118,7 +121,7 @@ def test_a_parquet_file_links_like_its_csv(built, small_home, contracts, key, tm
     with duckdb.connect() as con:
         con.execute(f"COPY (SELECT * FROM read_csv('{small_home.external / PROJECT / SURVEY}.csv', all_varchar = true)) "
                     f"TO '{paths.external / PROJECT / SURVEY}.parquet' (FORMAT parquet)")
-    result = build_extract(_with_survey(plan_for(PROJECT, contracts), file=f"{SURVEY}.parquet"), paths, key, {})
+    result = build_extract(approved_files(_with_survey(plan_for(PROJECT, contracts), file=f"{SURVEY}.parquet"), paths), paths, key, {})
     assert result.externals[0].linkage.as_dict() | {"invalid_id_rows": None} == built.externals[0].linkage.as_dict() | {"invalid_id_rows": None}
     with duckdb.connect(str(result.path), read_only=True) as a, duckdb.connect(str(built.path), read_only=True) as b:
         query = "SELECT * FROM external_survey_2025 ORDER BY person_id"
@@ -160,6 +163,11 @@ def _smuggled(suffix: str = "", blank_every: int = 0):
     return lambda i, r: "" if blank_every and i % blank_every == 0 else r["matricule"] + suffix
 
 
+def _wide(i, r):
+    """Every third row's own matricule in full-width digits: no ASCII digit for a pattern to find."""
+    return "" if i % 3 else r["matricule"].translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+
+
 def _others_matricule(i, r):
     return "" if i % 3 else r["matricule"]
 
@@ -184,6 +192,7 @@ BAD_FILES = {
                                    "column 'q_code' has "),
     "employer-numbers-in-a-decimal": (_add("q_amount", lambda i, r: f"{19632000000 + i % 3}.5"), {"q_amount": "decimal"},
                                       "column 'q_amount' holds runs of 8 or more digits (identifiers) in 3 distinct values"),
+    "matricules-in-full-width-digits": (_add("q_code", _wide), {"q_code": "string"}, "column 'q_code' holds runs of 8 or more digits"),
     "some-matricules-in-an-integer": (_add("q_ref", _others_matricule), {"q_ref": "integer"}, "column 'q_ref' holds runs of 8 or more digits"),
     "exact-income-as-decimal": (_add("q_income", lambda i, r: f"{123456 + 997 * i}.{i % 100:02d}"), {"q_income": "decimal"},
                                 "round or band it"),
@@ -204,7 +213,7 @@ def test_a_bad_external_file_is_refused_whole_and_builds_nothing(case, built, su
     paths.extracts.mkdir()
     shutil.copy(built.path, paths.extracts / built.path.name)
     before = (paths.extracts / built.path.name).read_bytes()
-    plan = _declare(plan_for(PROJECT, contracts), **declared)
+    plan = approved_files(_declare(plan_for(PROJECT, contracts), **declared), paths)
     with pytest.raises(ExternalDataRefused) as refused:
         build_extract(plan, paths, key, {})
     message = str(refused.value)
@@ -217,6 +226,36 @@ def test_a_bad_external_file_is_refused_whole_and_builds_nothing(case, built, su
             inspect_external(paths, PROJECT, SURVEY, plan.approval.external[SURVEY])
 
 
+def test_a_file_other_than_the_approved_one_is_refused_and_builds_nothing(built, survey_rows, small_home, contracts, key, tmp_path):
+    """The attack of the third review: the researchers re-delivered their file with one more row and compared the
+    builds (the one new person_id was the added person's; the linked count said whether they are in the population).
+    A file is linked only if it is the one the approval names, at the approval check and again at the build."""
+    paths = own_external(small_home, tmp_path)
+    survey = paths.external / PROJECT / f"{SURVEY}.csv"
+    _rewrite(survey_rows, survey, lambda rows: rows)
+    approved = hashlib.sha256(survey.read_bytes()).hexdigest()
+    plan = approved_files(plan_for(PROJECT, contracts), paths)
+    assert plan.approval.external[SURVEY].sha256 == approved
+    newcomer = next(m for m in _valid_matricules("1965", 50) if m not in {r["matricule"] for r in survey_rows})
+    _rewrite(survey_rows, survey, lambda rows: rows + [{"matricule": newcomer, "q_health": "3", "q_hours": "40"}])
+    delivered = hashlib.sha256(survey.read_bytes()).hexdigest()
+    paths.extracts.mkdir()
+    with pytest.raises(ExternalDataRefused) as refused:
+        build_extract(plan, paths, key, {})
+    assert f"field external.{SURVEY}.sha256: the file is not the one the reviewers approved (its sha256 is {delivered})" in str(refused.value)
+    assert list(paths.extracts.iterdir()) == [], "nothing built"
+
+    data = yaml.safe_load((small_home.approvals / f"{PROJECT}.yaml").read_text())
+    data["external"][SURVEY]["sha256"] = approved
+    paths.approvals.mkdir()
+    (paths.approvals / f"{PROJECT}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ApprovalError, match=f"field external.{SURVEY}.sha256: the file is not the one the reviewers approved"):
+        check(paths, contracts, paths.approvals / f"{PROJECT}.yaml")
+    data["external"][SURVEY]["sha256"] = delivered  # the reviewers approve the new file
+    (paths.approvals / f"{PROJECT}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    assert check(paths, contracts, paths.approvals / f"{PROJECT}.yaml").plan.approval.external[SURVEY].sha256 == delivered
+
+
 def test_a_file_without_its_header_line_echoes_no_value(survey_rows, small_home, contracts, key, tmp_path):
     """The first data row read as a header must not reach a message: a matricule (and here a name) would."""
     paths = own_external(small_home, tmp_path)
@@ -224,7 +263,7 @@ def test_a_file_without_its_header_line_echoes_no_value(survey_rows, small_home,
     lines = [f"{r['matricule']},Jean Dupont,{r['q_health']},{r['q_hours']}" for r in survey_rows]
     (paths.external / PROJECT / f"{SURVEY}.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(ExternalDataRefused) as refused:
-        build_extract(plan_for(PROJECT, contracts), paths, key, {})
+        build_extract(approved_files(plan_for(PROJECT, contracts), paths), paths, key, {})
     message = str(refused.value)
     assert "does the file lack its header line?" in message
     assert first not in message and "Dupont" not in message
@@ -235,14 +274,14 @@ def test_file_columns_never_collide_with_the_platforms_own(name, survey_rows, sm
     paths = own_external(small_home, tmp_path)
     _rewrite(survey_rows, paths.external / PROJECT / f"{SURVEY}.csv", _add(name, lambda i, r: "1"))
     with pytest.raises(ExternalDataRefused, match="column 4 of the header is not declared"):
-        build_extract(plan_for(PROJECT, contracts), paths, key, {})
+        build_extract(approved_files(plan_for(PROJECT, contracts), paths), paths, key, {})
 
 
 def test_a_date_column_with_a_few_dates_is_linked(survey_rows, small_home, contracts, key, tmp_path):
     """ISO dates are not phone numbers: a declared date column (here a month of interview) links, typed."""
     paths = own_external(small_home, tmp_path)
     _rewrite(survey_rows, paths.external / PROJECT / f"{SURVEY}.csv", _add("q_month", lambda i, r: f"2025-0{1 + i % 3}-01"))
-    result = build_extract(_declare(plan_for(PROJECT, contracts), q_month="date"), paths, key, {})
+    result = build_extract(approved_files(_declare(plan_for(PROJECT, contracts), q_month="date"), paths), paths, key, {})
     with duckdb.connect(str(result.path), read_only=True) as con:
         assert con.execute("SELECT DISTINCT typeof(q_month) FROM external_survey_2025").fetchall() == [("DATE",)]
 
@@ -253,7 +292,7 @@ def test_near_uniqueness_applies_to_small_files(distinct_every, refused, survey_
     paths = own_external(small_home, tmp_path)
     valid = [r for r in survey_rows if matricule.is_valid(r["matricule"])][:5]
     _rewrite(valid, paths.external / PROJECT / f"{SURVEY}.csv", _add("q_code", lambda i, r: f"K{i // distinct_every}"))
-    plan = _declare(plan_for(PROJECT, contracts), q_code="string")
+    plan = approved_files(_declare(plan_for(PROJECT, contracts), q_code="string"), paths)
     if refused:
         with pytest.raises(ExternalDataRefused, match=r"column 'q_code' has (\d) distinct values in the \1 non-blank rows"):
             build_extract(plan, paths, key, {})
@@ -274,7 +313,7 @@ def test_rows_the_linkage_drops_do_not_dilute_a_key(padding, survey_rows, small_
     rows = [r | {"q_weight": str(2 + i)} for i, r in enumerate(linked)] + [r | {"q_weight": "1"} for r in pads]
     assert len({r["q_weight"] for r in rows}) < 0.9 * len(rows), "the whole file is no key by the count"
     _rewrite(rows, paths.external / PROJECT / f"{SURVEY}.csv", lambda rows: rows)
-    plan = _declare(plan_for(PROJECT, contracts), q_weight="integer")
+    plan = approved_files(_declare(plan_for(PROJECT, contracts), q_weight="integer"), paths)
     with pytest.raises(ExternalDataRefused, match=r"column 'q_weight' has (\d+) distinct values in the \1 non-blank rows"):
         build_extract(plan, paths, key, {})
     if padding == "invalid matricules":  # the preview, which knows no population, judges the rows with valid ids
@@ -294,7 +333,7 @@ def test_every_column_of_the_file_counts_as_a_quasi_identifier(survey_rows, smal
     rows = [r for r in survey_rows if matricule.is_valid(r["matricule"])]
     rows = [r | {"q_weight": str(2 + i) if i % 5 else "1"} for i, r in enumerate(rows)]
     _rewrite(rows, paths.external / PROJECT / f"{SURVEY}.csv", lambda rows: rows)
-    result = build_extract(_declare(plan_for(PROJECT, contracts), q_weight="integer"), paths, key, {})
+    result = build_extract(approved_files(_declare(plan_for(PROJECT, contracts), q_weight="integer"), paths), paths, key, {})
     with duckdb.connect(str(result.path), read_only=True) as con:
         published = con.execute("SELECT q_health, q_hours, q_weight FROM external_survey_2025").fetchall()
         listed = {c for (c,) in con.execute(
@@ -310,11 +349,11 @@ def test_every_column_of_the_file_counts_as_a_quasi_identifier(survey_rows, smal
 @pytest.mark.parametrize(
     ("dataset", "words"),
     [
-        ({"file": "s.csv", "id_column": "matricule", "columns": {"matricule": {"type": "string"}}}, "not a declared column"),
-        ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "integer", "values": [1, 2.5]}}}, "2.5 is not of type integer"),
-        ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "string", "values": ["very good"]}}}, "without spaces"),
-        ({"file": "s.xlsx", "id_column": "matricule", "columns": {"q": {"type": "integer"}}}, "external.survey_2025.file"),
-        ({"file": "s.csv", "id_column": "matricule", "columns": {"q": {"type": "integer", "quasi_identifier": False}}},
+        ({"file": "s.csv", "sha256": "0" * 64, "id_column": "matricule", "columns": {"matricule": {"type": "string"}}}, "not a declared column"),
+        ({"file": "s.csv", "sha256": "0" * 64, "id_column": "matricule", "columns": {"q": {"type": "integer", "values": [1, 2.5]}}}, "2.5 is not of type integer"),
+        ({"file": "s.csv", "sha256": "0" * 64, "id_column": "matricule", "columns": {"q": {"type": "string", "values": ["very good"]}}}, "without spaces"),
+        ({"file": "s.xlsx", "sha256": "0" * 64, "id_column": "matricule", "columns": {"q": {"type": "integer"}}}, "external.survey_2025.file"),
+        ({"file": "s.csv", "sha256": "0" * 64, "id_column": "matricule", "columns": {"q": {"type": "integer", "quasi_identifier": False}}},
          "every column of the researchers' own file is a quasi-identifier"),
     ],
     ids=["id-declared", "value-type", "value-with-space", "not-csv-or-parquet", "column-declared-unknown-to-them"],

@@ -24,7 +24,7 @@ from lmdp_pipeline.projects.build import ExtractRefused, build_extract
 from lmdp_pipeline.projects.pseudonyms import DOMAINS
 from lmdp_pipeline.projects.scope import population_sql
 
-from .conftest import WAREHOUSE_MONTHS, plan_for, project_home
+from .conftest import WAREHOUSE_MONTHS, approved_files, plan_for, project_home
 
 PERIOD = ("2024-02", "2024-03")
 
@@ -45,7 +45,7 @@ def built(home, contracts, keystore):
     results = {}
     for project in ("P2026-001", "P2026-002"):
         key = keystore.create(project)
-        results[project] = (build_extract(plan_for(project, contracts), home, key, {"approval_sha256": "0" * 64}), key)
+        results[project] = (build_extract(approved_files(plan_for(project, contracts), home), home, key, {"approval_sha256": "0" * 64}), key)
     return results
 
 
@@ -259,7 +259,7 @@ def test_one_failing_check_is_enough_to_refuse(built, home, contracts, one_check
     result, key = built["P2026-001"]
     before = result.path.read_bytes()
     with pytest.raises(ExtractRefused, match="planted failure") as refused:
-        build_extract(plan_for("P2026-001", contracts), home, key, {})
+        build_extract(approved_files(plan_for("P2026-001", contracts), home), home, key, {})
     assert sum(c.blocks for c in refused.value.checks) == 1
     assert result.path.read_bytes() == before
 
@@ -276,7 +276,7 @@ def tampered(built, home, contracts, tmp_path):
 
     def failing(tamper, project="P2026-001", plan=None) -> dict[str, list[str]]:
         _, key = built[project]
-        plan = plan or plan_for(project, contracts)
+        plan = approved_files(plan or plan_for(project, contracts), home)
         scratch = PlatformPaths(tmp_path / "scratch")
         with CandidateExtract(scratch, plan.project, tmp_path / "spill") as candidate:
             builder = ExtractBuilder(candidate.con, plan, home, key)
@@ -373,8 +373,10 @@ def test_an_identifier_in_any_column_of_any_type_is_caught_and_never_shown(tampe
     assert not any(leaked[0] in p for p in problems), "the report never shows the value"
 
 
-def test_a_provider_code_in_a_text_column_is_caught(tampered):
-    problems = tampered(lambda con: con.execute("UPDATE absences SET ab_reason = '12345678' WHERE rowid = 0"))
+@pytest.mark.parametrize("digits", ["12345678", "１２３４５６７８", "١٢٣٤٥٦٧٨"], ids=["ascii", "full-width", "arabic-indic"])
+def test_a_provider_code_in_a_text_column_is_caught(tampered, digits):
+    """In any script's digits: full-width or Arabic-Indic digits spell the code as well."""
+    problems = tampered(lambda con: con.execute("UPDATE absences SET ab_reason = ? WHERE rowid = 0", [digits]))
     assert "absences.ab_reason: 1 distinct values hold a run of 8 or more digits (identifiers?)" in problems["no_direct_identifiers"]
 
 

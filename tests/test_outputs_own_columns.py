@@ -109,3 +109,22 @@ def test_a_released_register_table_that_no_longer_resolves_does_not(home, contra
     _extract(home, without=("individuals", "i_canton"))
     second = release(home, contracts, "r2", {"by_a": women("q_a")})
     assert second.examination.status == "released" and not second.examination.review_reasons
+
+
+def test_a_sum_of_values_the_researchers_set_goes_to_an_output_checker(tmp_path, contracts):
+    """The attack of the third review: the persons to find weigh 1, 2, 4, ... 128 and everyone else 0; the sum of the
+    weights of women is the binary code of which targets are women (computed here), one table, one way, every cell
+    rule met. A mean or median of the same column is the same code, divided or ranked."""
+    home = PlatformPaths(tmp_path)
+    weights = [2 ** n if n < 8 else 0 for n in range(60)]
+    sexes = ["2" if n % 3 else "1" for n in range(60)]
+    weight = column("q_w", "BIGINT", "as declared")
+    make_extract(home, {"external_survey": ([PERSON, weight], [(pid(n), weights[n]) for n in range(60)]),
+                        "individuals": ([PERSON, MONTH, SEX], [(pid(n), "2024-03", sexes[n]) for n in range(60)])})
+    code = sum(w for w, s in zip(weights, sexes) if s == "2")
+    assert [n for n in range(8) if code >> n & 1] == [n for n in range(8) if sexes[n] == "2"], "the sum names the women among them"
+    for statistic in ("sum", "mean", "median"):
+        table = {"from": "external_survey", "with_individuals": True, "rows": "i_sex", "statistic": statistic, "value": "q_w"}
+        result = release(home, contracts, f"weights-{statistic}", {"t": table})
+        assert result.examination.status == "review" and released(home) == []
+        assert any("external_survey.q_w" in r and "an output checker decides" in r for r in result.examination.review_reasons)

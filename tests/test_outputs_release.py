@@ -428,11 +428,11 @@ def test_the_example_requests_on_a_built_extract(small_home, contracts, tmp_path
     from lmdp_pipeline.projects.build import build_extract
     from lmdp_pipeline.synthetic.examples import MODEL_REQUEST, SURVEY_PROJECT, TABLES_REQUEST, write_requests
 
-    from .conftest import plan_for, project_home
+    from .conftest import approved_files, plan_for, project_home
 
     home = project_home(small_home, tmp_path / "home")
     key = Keystore(home.keys, MasterKey(secrets.token_bytes(32), "test")).create(SURVEY_PROJECT)
-    build_extract(plan_for(SURVEY_PROJECT, contracts), home, key, {"approval_sha256": "0" * 64})
+    build_extract(approved_files(plan_for(SURVEY_PROJECT, contracts), home), home, key, {"approval_sha256": "0" * 64})
     write_requests(home, Period.parse("2024-02:2024-03"))
     tables = release_request(home, contracts, home.output_request_file(SURVEY_PROJECT, TABLES_REQUEST), audit(home))
     model = release_request(home, contracts, home.output_request_file(SURVEY_PROJECT, MODEL_REQUEST), audit(home))

@@ -7,6 +7,7 @@ copy of the small warehouse, with a real master key.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import shutil
@@ -294,7 +295,12 @@ def test_a_refused_external_file_fails_the_build_and_keeps_the_extract(project_a
     with dg.instance_for_test() as instance:
         assert build(project_assets, home, instance, "P2026-001").success
         before = home.extract_file("P2026-001").read_bytes()
+        approved = hashlib.sha256(survey.read_bytes()).hexdigest()
         survey.write_text(survey.read_text().replace("matricule,q_health,q_hours", "matricule,q_health,q_hours_per_week"))
+        unapproved = build(project_assets, home, instance, "P2026-001")
+        assert not unapproved.success and "field external.survey_2025.sha256: the file is not the one" in failure_text(unapproved)
+        approval = home.approvals / "P2026-001.yaml"  # the reviewers approve the new file: its content is checked
+        approval.write_text(approval.read_text().replace(approved, hashlib.sha256(survey.read_bytes()).hexdigest()))
         result = build(project_assets, home, instance, "P2026-001")
         assert not result.success and "column 3 of the header is not declared" in failure_text(result)
         assert home.extract_file("P2026-001").read_bytes() == before

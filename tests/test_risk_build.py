@@ -134,6 +134,8 @@ def test_a_replaced_survey_beyond_the_accepted_figures_is_refused_and_the_extrac
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    data["external"]["survey_2025"]["sha256"] = hashlib.sha256(survey.read_bytes()).hexdigest()  # the new file approved...
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # ...and the figures left as they were
     answers = [(r["q_health"], r["q_hours"]) for r in rows]
     assert len(set(answers)) == len(answers), "every respondent alone in their answers: one re-identification each"
     assert len({r["q_hours"] for r in rows}) < 0.9 * len(rows) and len({r["q_health"] for r in rows}) == 5
@@ -417,11 +419,11 @@ def test_the_employer_s_activity_and_size_count_in_each_job(home, contracts, key
     recounted from the published tables with plain SQL; the preview finds the same."""
     from lmdp_pipeline.projects.build import build_extract
 
-    from .conftest import plan_for
+    from .conftest import approved_files, plan_for
 
-    plan = plan_for("P2026-001", contracts, "2024-02:2024-03", justifications={}, variables={
+    plan = approved_files(plan_for("P2026-001", contracts, "2024-02:2024-03", justifications={}, variables={
         "individuals": {"i_birth_date": "year", "i_sex": "default"}, "jobs": {"j_isco": "1digit", "j_employer": "pseudonym"},
-        "enterprises": {"e_employer": "pseudonym", "e_nace": "section", "e_size": "default"}})
+        "enterprises": {"e_employer": "pseudonym", "e_nace": "section", "e_size": "default"}}), home)
     result = build_extract(plan, home, keystore.create("LINKED-01"), {})
     measures = {(scope, month, item): value for section, scope, month, item, value, _ in risk_rows(result.path) if section == "measure"}
     with duckdb.connect(str(result.path), read_only=True) as con:

@@ -25,7 +25,7 @@ from lmdp_pipeline.risk.lattice import MAX_NODES, by_height
 from lmdp_pipeline.risk.model import DROPPED
 from lmdp_pipeline.risk.report import approval_lines, preview_lines
 
-from .conftest import WAREHOUSE_MONTHS, plan_for, project_home
+from .conftest import WAREHOUSE_MONTHS, approved_files, plan_for, project_home
 
 TODAY = dt.date(2026, 11, 28)
 MONTHS = "2024-02:2024-03"
@@ -71,7 +71,7 @@ def test_a_risky_approval_gets_suggestions(pensioners):
 
 
 def test_suggestions_are_never_finer_than_approved(pensioners, home, contracts):
-    for assessment in (pensioners, estimate_risk(home, plan_for("P2026-001", contracts, MONTHS))):
+    for assessment in (pensioners, estimate_risk(home, approved_files(plan_for("P2026-001", contracts, MONTHS), home))):
         assert assessment.suggestions
         for suggestion in assessment.suggestions:
             assert suggestion.changes
@@ -122,7 +122,7 @@ def test_the_suggestions_are_the_minimal_safe_coarsenings_by_brute_force(pension
 
 
 def test_suggestions_are_ranked_by_information_lost(pensioners, home, contracts):
-    for assessment in (pensioners, estimate_risk(home, plan_for("P2026-001", contracts, MONTHS))):
+    for assessment in (pensioners, estimate_risk(home, approved_files(plan_for("P2026-001", contracts, MONTHS), home))):
         lost = [s.information_lost for s in assessment.suggestions]
         assert lost == sorted(lost) and all(0 <= s.information_kept < 1 for s in assessment.suggestions)
 

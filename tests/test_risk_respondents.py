@@ -46,19 +46,23 @@ def project(small_home, contracts, tmp_path):
 
 
 def deliver(home, files: dict[str, dict[str, int]]) -> None:
-    """The approval declaring each file (one answer column, codes 1 to 5) and the files: name -> matricule -> answer."""
-    path = home.approval_file(PROJECT)
-    data = yaml.safe_load(path.read_text())
-    data.pop("risk_acceptance", None)
-    data |= {"period": PERIOD, "variables": {"individuals": {"i_sex": "default"}}, "justifications": {}, "external": {
-        name: {"file": f"{name}.csv", "id_column": "matricule", "columns": {f"q_{name}": {"type": "integer", "values": [1, 2, 3, 4, 5]}}}
-        for name in files}}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    """The files (name -> matricule -> answer) and the approval declaring each (one answer column, codes 1 to 5)."""
     for name, answers in files.items():
         with home.external_file(PROJECT, f"{name}.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["matricule", f"q_{name}"])
             writer.writerows(answers.items())
+    path = home.approval_file(PROJECT)
+    data = yaml.safe_load(path.read_text())
+    data.pop("risk_acceptance", None)
+    data |= {"period": PERIOD, "variables": {"individuals": {"i_sex": "default"}}, "justifications": {}, "external": {
+        name: {"file": f"{name}.csv", "sha256": checksum(home, name), "id_column": "matricule",
+               "columns": {f"q_{name}": {"type": "integer", "values": [1, 2, 3, 4, 5]}}} for name in files}}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def checksum(home, name: str) -> str:
+    return hashlib.sha256(home.external_file(PROJECT, f"{name}.csv").read_bytes()).hexdigest()
 
 
 def respondents_at_risk(home, contracts, files: dict[str, dict[str, int]]) -> tuple[int, int]:
@@ -143,22 +147,24 @@ def test_the_rule_stands_alone_and_an_acceptance_covers_it_only_when_named(proje
     assert shown == {"respondents": RESPONDENTS + 1, "respondents_at_risk": 1, "share_of_respondents_at_risk": round(1 / 61, 4)}
 
 
-def test_a_matricule_spelt_in_letters_or_wide_digits_is_refused(project, contracts):
-    """Six respondents' own matricules in a text column, spelt with letters (0 -> a) or full-width digits: no run of
-    ASCII digits for the content rules to find, and a column far from a key. Each of the six is alone in their class."""
+def test_a_matricule_spelt_in_letters_or_cut_by_letters_is_refused(project, contracts):
+    """Six respondents' own matricules in a text column, spelt with letters (0 -> a) or cut into runs of four digits
+    by an x: no run of eight digits for the content rules to find, and a column far from a key. Each of the six is alone
+    in their class."""
     home, keystore, members = project
-    letters, wide = str.maketrans("0123456789", "abcdefghij"), str.maketrans("0123456789", "０１２３４５６７８９")
+    letters = str.maketrans("0123456789", "abcdefghij")
     spelt = {m: "none" for m in members[:RESPONDENTS]}
-    spelt |= {m: m.translate(letters) for m in members[:3]} | {m: m.translate(wide) for m in members[3:6]}
+    spelt |= {m: m.translate(letters) for m in members[:3]} | {m: "x".join((m[:4], m[4:8], m[8:])) for m in members[3:6]}
     path = home.approval_file(PROJECT)
     deliver(home, {"survey": {m: 3 for m in members[:RESPONDENTS]}})
-    data = yaml.safe_load(path.read_text())
-    data["external"]["survey"]["columns"]["q_code"] = {"type": "string"}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
     with home.external_file(PROJECT, "survey.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["matricule", "q_survey", "q_code"])
         writer.writerows((m, 3, spelt[m]) for m in members[:RESPONDENTS])
+    data = yaml.safe_load(path.read_text())
+    data["external"]["survey"]["columns"]["q_code"] = {"type": "string"}
+    data["external"]["survey"]["sha256"] = checksum(home, "survey")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert respondents_at_risk(home, contracts, {"survey": spelt}) == (RESPONDENTS, 6)
     [problem] = [p for p in refusal(home, contracts, keystore) if "persons of the researchers' files" in p]
     assert problem.startswith(f"6 of the {RESPONDENTS} persons of the researchers' files (10.0%)"), problem

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
 from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from lmdp_pipeline import matricule
 from lmdp_pipeline.contracts import VariableType
@@ -180,6 +182,8 @@ def test_example_approvals_and_external_file(generated):
     assert lines[0] == "matricule,q_health,q_hours"
     ids = [line.split(",")[0] for line in lines[1:]]
     assert sum(not matricule.is_valid(i) for i in ids) == 2, "two mistyped ids show the linkage report"
+    declared = yaml.safe_load(generated.approvals[0].read_text())["external"]["survey_2025"]
+    assert declared["sha256"] == hashlib.sha256(survey.read_bytes()).hexdigest(), "the approval names the file it approves"
 
 
 def test_generation_is_deterministic(tmp_path, contracts):

@@ -163,6 +163,10 @@ RESERVED_PREFIX = "lmdp_"
 
 class ExternalDataset(_Strict):
     file: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.(csv|parquet)$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """The checksum of the file the reviewers approved. Its rows are the researchers' choice of persons, so a new file
+    is reviewed like a new approval: re-delivering files freely let the researchers compare builds (who a new row
+    linked, which cell changed) and find the persons they added."""
     id_column: str = Field(min_length=1, max_length=64)
     columns: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")], ExternalColumn] = Field(min_length=1)
 

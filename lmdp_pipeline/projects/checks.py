@@ -39,9 +39,10 @@ from .rules import uses_needing_justification
 if TYPE_CHECKING:
     from ..risk.assess import RiskAssessment
 
-DIGIT_RUN = "[0-9]{8,}"
-"""Eight digits or more in a row: a provider code is 8, an employer number 11, a matricule 13.
-No delivered measurement comes near (the largest amounts are six digits before the decimals)."""
+DIGIT_RUN = r"\p{Nd}{8,}"
+"""Eight decimal digits or more in a row, of any script (full-width digits spell a matricule as well): a provider code
+is 8, an employer number 11, a matricule 13. No delivered measurement comes near (the largest amounts are six digits
+before the decimals)."""
 PSEUDONYM_PATTERN = r"[0-9a-f]{16}"
 ORDER_Z_LIMIT = 5.0
 """How far (in standard deviations) the share of ascending neighbours may stray from one half.

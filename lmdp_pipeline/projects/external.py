@@ -55,7 +55,8 @@ SHOWN_ROWS = 10  # row numbers listed per problem; the count is always complete
 NEAR_UNIQUE_SHARE = 0.9
 NEAR_UNIQUE_MIN_VALUES = 3
 """Below three non-blank values no column can be told from a key; from three on, 90% distinct is one."""
-DIGIT_RUN = "[0-9]{8,}"
+DIGIT_RUN = r"\p{Nd}{8,}"
+"""Eight decimal digits or more in a row, of any script: full-width or Arabic-Indic digits spell a matricule as well."""
 
 IDENTIFYING_NAMES = re.compile(
     r"(^|_)(name|names|nom|prenom|vorname|nachname|surname|firstname|lastname|fullname|givenname|"
@@ -273,6 +274,14 @@ def check_external(
     return loaded, invalid
 
 
+def unapproved_file(name: str, dataset: ExternalDataset, sha256: str) -> str | None:
+    """Why a file whose checksum is ``sha256`` is not the file the approval names (None when it is)."""
+    if sha256 == dataset.sha256:
+        return None
+    return (f"field external.{name}.sha256: the file is not the one the reviewers approved (its sha256 is {sha256}): a new "
+            "file is reviewed like a new approval, and its checksum written there")
+
+
 def link_external(
     con: duckdb.DuckDBPyConnection, path: Path, name: str, dataset: ExternalDataset, population_map: str
 ) -> ExternalTable:
@@ -283,6 +292,9 @@ def link_external(
     once. The staged table is in no particular order; the builder sorts it.
     """
     raw = f"external_raw_{name}"
+    sha256 = sha256_of(path) if path.is_file() else ""
+    if sha256 and (unapproved := unapproved_file(name, dataset, sha256)):
+        raise ExternalDataRefused(path, [unapproved])
     loaded, invalid = check_external(con, path, name, dataset, raw, population_map)
     staged, file_order = f"external_staged_{name}", f"external_order_{name}"
     identifier = f"trim(r.{loaded.positions[dataset.id_column]})"
@@ -297,7 +309,7 @@ def link_external(
     con.execute(f"DROP TABLE {raw}")
     valid = rows_read - len(invalid)
     linkage = Linkage(rows_read, len(invalid), valid, linked, valid - linked, invalid)
-    return ExternalTable(f"external_{name}", path, sha256_of(path), linkage, dict(dataset.columns), staged, file_order)
+    return ExternalTable(f"external_{name}", path, sha256, linkage, dict(dataset.columns), staged, file_order)
 
 
 def inspect_external(paths: PlatformPaths, project: str, name: str, dataset: ExternalDataset) -> tuple[int, list[int]]:

@@ -45,7 +45,7 @@ from ..paths import InvalidProjectId, PlatformPaths, project_id, spill_leftovers
 from ..risk.report import headline
 from .approval import Approval, ApprovalError, parse_approval
 from .build import ExtractRefused, ExtractResult, build_extract, build_label
-from .external import ExternalDataRefused
+from .external import ExternalDataRefused, unapproved_file
 from .plan import Plan
 from .rules import check_approval
 from .scope import months_held
@@ -107,6 +107,8 @@ def check(
         file = paths.external_file(approval.project, dataset.file)
         if not file.is_file():
             problems.append(f"{path}: field external.{name}.file: {file} does not exist; put the researchers' file there")
+        elif unapproved := unapproved_file(name, dataset, cached_sha256(file, cache)):
+            problems.append(f"{path}: {unapproved}")
     if problems:
         raise ApprovalError(problems)
     return CheckedApproval(approval, path, cached_sha256(path, cache), fingerprint(paths, path, cache),

@@ -62,7 +62,7 @@ def generate(
                 result.rows.setdefault(register, {})[label] = rows
     finally:
         con.close()
-    result.approvals = write_approvals(home / "approvals", period)
     result.external = [write_survey(home / "external", population, seed)]
+    result.approvals = write_approvals(home / "approvals", period, result.external[0])
     result.requests = write_requests(PlatformPaths(home), period)
     return result

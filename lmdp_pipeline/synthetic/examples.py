@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..files import sha256_of
 from ..matricule import LENGTH
 from ..paths import PlatformPaths
 from ..period import Period
@@ -32,7 +33,7 @@ SURVEY_PROJECT = "P2026-001"
 SURVEY_FILE = "survey_2025.csv"
 
 
-def example_approvals(period: Period) -> dict[str, dict]:
+def example_approvals(period: Period, survey_sha256: str) -> dict[str, dict]:
     last_year = Period(max(period.first, period.last - 11), period.last)
     return {
         SURVEY_PROJECT: {
@@ -61,6 +62,7 @@ def example_approvals(period: Period) -> dict[str, dict]:
             "external": {
                 "survey_2025": {
                     "file": SURVEY_FILE,
+                    "sha256": survey_sha256,
                     "id_column": "matricule",
                     "columns": {"q_health": {"type": "integer", "values": [1, 2, 3, 4, 5]},
                                 "q_hours": {"type": "integer"}},
@@ -131,10 +133,11 @@ def example_approvals(period: Period) -> dict[str, dict]:
     }
 
 
-def write_approvals(directory: Path, period: Period) -> list[Path]:
+def write_approvals(directory: Path, period: Period, survey: Path) -> list[Path]:
+    """The example approvals, the survey's declaration naming the checksum of ``survey`` (the file they approve)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for project, approval in example_approvals(period).items():
+    for project, approval in example_approvals(period, sha256_of(survey)).items():
         path = directory / f"{project}.yaml"
         path.write_text(yaml.safe_dump(approval, sort_keys=False, allow_unicode=True), encoding="utf-8")
         written.append(path)
