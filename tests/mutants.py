@@ -67,6 +67,7 @@ MUTANTS = [
     ("unapproved-file-linked", "lmdp_pipeline/projects/external.py", "if sha256 and (unapproved := unapproved_file(name, dataset, sha256)):", "if False:", "tests/test_external.py"),
     ("unapproved-file-passes-the-check", S+"lifecycle.py", "elif unapproved := unapproved_file(name, dataset, cached_sha256(file, cache)):", "elif False:", "tests/test_external.py"),
     ("own-values-summed-freely", "lmdp_pipeline/outputs/own_columns.py", "    if valued:\n", "    if False:\n", "tests/test_outputs_own_columns.py"),
+    ("magnitude-rows-apart-ignored", "lmdp_pipeline/outputs/differencing.py", 'c.n + coalesce(m.n, 0) - 2 * c.shared + {"c.shared_apart" if table.magnitude else "0"} AS diff', "c.n + coalesce(m.n, 0) - 2 * c.shared AS diff", "tests/test_outputs_differencing.py"),
     ("related-outsiders-named", S+"build.py", "elif variable.identifier is IdentifierKind.person:", "elif False:", "tests/test_extract.py"),
     ("strangers-person-id-only", S+"checks.py", "[list(PERSON_COLUMNS)])", "[[PERSON_ID]])", "tests/test_extract.py"),
     ("null-person-passes", S+"checks.py", "            if nobody:", "            if False:", "tests/test_extract.py"),

@@ -184,3 +184,23 @@ def test_a_new_table_is_compared_with_every_earlier_release_not_only_the_latest(
     assert examination.releases == 2
     assert flagged(examination) == {("A", "x"), ("A", None), (None, "x"), (None, None)}
     assert any("request r1" in note for note in examination.tables[0].cells.cells[("A", "x")].notes)
+
+
+def test_sums_whose_filters_keep_the_same_persons_but_not_the_same_rows_are_differencing(home, contracts):
+    """The attack of the third review: a person with two jobs, one started in a month no one else's job was. Summing the
+    hours with and without that month keeps the same persons in every cell, so counting persons saw no difference;
+    the two sums are 120 hours apart, that one job's (computed here from the rows)."""
+    start, hours = column("start", "VARCHAR", "month"), column("hours", "DOUBLE", "default")
+    rows = [(pid(n), "A" if n < 30 else "B", "2020-01", 10.0) for n in range(60)] + [(pid(0), "A", "1994-06", 120.0)]
+    make_extract(home, {"spells": ([PERSON, GROUPS, start, hours], rows)})
+    table = {"from": "spells", "rows": "grp", "statistic": "sum", "value": "hours"}
+    assert release(home, contracts, "r1", {"t": table}).examination.status == "released"
+    kept = [r for r in rows if r[2] != "1994-06"]
+    assert {r[0] for r in kept if r[1] == "A"} == {r[0] for r in rows if r[1] == "A"}, "the same persons in the cell"
+    assert sum(r[3] for r in rows if r[1] == "A") - sum(r[3] for r in kept if r[1] == "A") == 120.0
+    examination = examine(home, contracts, write_request(home, "r2", {"t": {**table, "filter": {"start": {"not_in": ["1994-06"]}}}}))
+    assert flagged(examination) == {("A", None), (None, None)}
+    assert all("differ from that cell's by between 1 and 9" in note for note in examination.tables[0].cells.cells[("A", None)].notes)
+    counts = examine(home, contracts, write_request(home, "r3", {"t": {"from": "spells", "rows": "grp", "statistic": "count",
+                                                                         "filter": {"start": {"not_in": ["1994-06"]}}}}))
+    assert flagged(counts) == set(), "a count of the same persons tells nothing new"

@@ -128,3 +128,5 @@ def test_a_sum_of_values_the_researchers_set_goes_to_an_output_checker(tmp_path,
         result = release(home, contracts, f"weights-{statistic}", {"t": table})
         assert result.examination.status == "review" and released(home) == []
         assert any("external_survey.q_w" in r and "an output checker decides" in r for r in result.examination.review_reasons)
+    own = {"from": "external_survey", "rows": "q_w", "statistic": "sum", "value": "q_w"}
+    assert release(home, contracts, "own-answers", {"t": own}).examination.status != "review", "their own answers back"

@@ -160,6 +160,12 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
     aggregated per cell (totals through GROUPING SETS) with their masks OR-ed, and per
     distinct (cell, mask) pattern, so the per-table counts are taken over a few patterns
     rather than over persons.
+
+    For a sum, mean or median the persons that differ also include those both tables keep
+    with rows only one of them keeps: their contributions differ, and the two cells give
+    the difference away (a review of 2026-12-01 read one job's hours from two sums whose
+    filters kept the same persons). Per person, the OR of each row's mask XOR-ed with its
+    new-table bit marks the earlier tables that keep another set of their rows.
     """
     spec, tables = table.spec, [table, *earlier]
     two_way = spec.columns is not None
@@ -182,26 +188,34 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
         f", {raw_label_sql(table.expression(spec.columns))} AS kb" if two_way else "")
     sets = "(ka, kb, person_id), (ka, person_id), (kb, person_id), (person_id)" if two_way else "(ka, person_id), (person_id)"
     grouping = "GROUPING(ka) AS ga, GROUPING(kb) AS gb, ka, kb" if two_way else "GROUPING(ka) AS ga, 1 AS gb, ka, NULL AS kb"
-    bit = "((CASE k // 64 " + " ".join(f"WHEN {c} THEN m{c}" for c in chunks) + " END) >> (k % 64)::UBIGINT) & 1::UBIGINT = 1"
+    def bit(masks: str) -> str:
+        return f"((CASE k // 64 {' '.join(f'WHEN {c} THEN {masks}{c}' for c in chunks)} END) >> (k % 64)::UBIGINT) & 1::UBIGINT = 1"
+
     new = "m0 & 1::UBIGINT = 1"
+    every_bit = f"CASE WHEN {new} THEN {(1 << MASK_BITS) - 1}::UBIGINT ELSE 0::UBIGINT END"
+    rows_apart = [f"d{c}" for c in chunks]  # per person: the tables that keep other rows of theirs than the new one
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE recomputed AS
         WITH marked AS (
             SELECT {SOURCE}.{PERSON_ID} AS person_id, {keys}, {combine(joined, f"{SOURCE}.{RESERVED}", "m")}
             FROM {table.rows_from(source_rows)} {" ".join(t.join for t in joined)}),
         per_person AS (
-            SELECT {grouping}, person_id, {", ".join(f"bit_or({n}) AS {n}" for n in names)}
+            SELECT {grouping}, person_id, {", ".join(f"bit_or({n}) AS {n}" for n in names)},
+                   {", ".join(f"bit_or(xor(m{c}, {every_bit if c == 0 else '0::UBIGINT'})) AS d{c}" for c in chunks)}
             FROM marked WHERE {" OR ".join(f"{n} <> 0" for n in names)} GROUP BY GROUPING SETS ({sets})),
         patterns AS (
-            SELECT ga, gb, ka, kb, {", ".join(names)}, count(*) AS n, bit_xor(md5_number_lower(person_id)) AS h
+            SELECT ga, gb, ka, kb, {", ".join(names)}, {", ".join(rows_apart)}, count(*) AS n,
+                   bit_xor(md5_number_lower(person_id)) AS h
             FROM per_person GROUP BY ALL),
         mine AS (SELECT ga, gb, ka, kb, sum(n) FILTER ({new}) AS n FROM patterns GROUP BY ALL),
         counted AS (  -- each pattern once per earlier table that keeps it
-            SELECT ga, gb, ka, kb, k, sum(n) AS n, bit_xor(h) AS h, coalesce(sum(n) FILTER ({new}), 0) AS shared
-            FROM patterns, range(1, {len(tables)}) t(k) WHERE {bit}
+            SELECT ga, gb, ka, kb, k, sum(n) AS n, bit_xor(h) AS h, coalesce(sum(n) FILTER ({new}), 0) AS shared,
+                   coalesce(sum(n) FILTER ({new} AND {bit("d")}), 0) AS shared_apart
+            FROM patterns, range(1, {len(tables)}) t(k) WHERE {bit("m")}
             GROUP BY ga, gb, ka, kb, k)
         SELECT CASE WHEN c.ga = 1 THEN NULL ELSE c.ka END AS r, CASE WHEN c.gb = 1 THEN NULL ELSE c.kb END AS c,
-               $numbers[c.k] AS k, c.n, c.h, c.n + coalesce(m.n, 0) - 2 * c.shared AS diff
+               $numbers[c.k] AS k, c.n, c.h,
+               c.n + coalesce(m.n, 0) - 2 * c.shared + {"c.shared_apart" if table.magnitude else "0"} AS diff
         FROM counted c JOIN mine m ON m.ga = c.ga AND m.gb = c.gb AND m.ka IS NOT DISTINCT FROM c.ka
                                   AND m.kb IS NOT DISTINCT FROM c.kb
     """, {"numbers": numbers})

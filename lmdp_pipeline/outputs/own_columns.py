@@ -11,11 +11,13 @@ project's released tables and the request's tables filter or group on such colum
 more than one way. One way (the same groups, the same conditions) is what differencing
 already covers; a table that uses no such column does not count.
 
-A sum, mean or median *of* such a column goes to an output checker whatever else the
-request holds: the researchers set those values, so a total can be a code. A review of
-2026-12-01 gave the persons it wanted to find weights of 1, 2, 4, ... and everyone else
-1: the sum of the weights by citizenship group, less the count, spelt in binary which of
-them fell in each cell (16 of 16 attributes right), within every cell rule.
+A sum, mean or median *of* such a column, by or under a condition on anything the
+registers say, goes to an output checker whatever else the request holds: the
+researchers set those values, so a total can be a code. A review of 2026-12-01 gave the
+persons it wanted to find weights of 1, 2, 4, ... and everyone else 1: the sum of the
+weights by citizenship group, less the count, spelt in binary which of them fell in each
+cell (16 of 16 attributes right), within every cell rule. Grouped and filtered on their
+own columns only, such a table tells the researchers their own answers back.
 """
 
 from __future__ import annotations
@@ -41,21 +43,27 @@ def own_column_use(table: ResolvedTable) -> Use | None:
 
 
 def own_value(table: ResolvedTable) -> str | None:
-    """The column of an external dataset a table sums, averages or takes the median of; None for counts and register values."""
-    if not table.magnitude:
+    """The column of an external dataset a table sums, averages or takes the median of, by or under a condition on a
+    register's variable; None for counts, register values and tables on the researchers' own columns alone."""
+    def external(variable: str) -> bool:
+        return table.columns[variable].table.startswith(EXTERNAL_PREFIX)
+
+    if not table.magnitude or not external(table.spec.value):
         return None
-    column = table.columns[table.spec.value]
-    return f"{column.table}.{table.spec.value}" if column.table.startswith(EXTERNAL_PREFIX) else None
+    if all(external(v) for v in [*table.grouping, *(variable for variable, _, _ in table.conditions)]):
+        return None
+    return f"{table.columns[table.spec.value].table}.{table.spec.value}"
 
 
 def review_reason(tables: list[ResolvedTable], earlier: list[EarlierTable]) -> str | None:
-    """Why an output checker must decide, or None: a table sums values of an external column; the request's and the
-    released tables use external columns in more than one way; or a released table read from an external dataset no
-    longer resolves on the extract (its use cannot be known) while the request uses them. Only a table read from an
-    external dataset can use its columns."""
+    """Why an output checker must decide, or None: a table sums values of an external column by register variables;
+    the request's and the released tables use external columns in more than one way; or a released table read from an
+    external dataset no longer resolves on the extract (its use cannot be known) while the request uses them. Only a
+    table read from an external dataset can use its columns."""
     valued = sorted({value for value in map(own_value, tables) if value})
     if valued:
-        return (f"tables sum, average or take the median of values of the researchers' own files ({', '.join(valued)}): they "
+        return (f"tables sum, average or take the median of values of the researchers' own files ({', '.join(valued)}) by "
+                "what the registers say: they "
                 "set those values, so a total can be a code telling which of the persons they chose are in a cell "
                 "(weights of 1, 2, 4, ...); an output checker decides")
     mine = {use for use in map(own_column_use, tables) if use}
