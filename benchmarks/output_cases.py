@@ -153,6 +153,9 @@ def release(home: Path) -> tuple[int, float, dict]:
 
 def release_after_100(home: Path) -> tuple[int, float, dict]:
     paths = bench_home(home, "outputs-100")
+    built = paths.extract_file(PROJECT).stat().st_mtime
+    if any(record.stat().st_mtime < built for record in paths.output_ledger_records(PROJECT)):
+        shutil.rmtree(paths.outputs_dir(PROJECT))  # released from an earlier build: differencing would only compare fingerprints
     for record in paths.output_ledger_records(PROJECT):  # the measured release of an earlier run
         if record.name.endswith("-wages.json"):
             record.unlink()

@@ -68,6 +68,7 @@ MUTANTS = [
     ("unapproved-file-passes-the-check", S+"lifecycle.py", "elif unapproved := unapproved_file(name, dataset, cached_sha256(file, cache)):", "elif False:", "tests/test_external.py"),
     ("own-values-summed-freely", "lmdp_pipeline/outputs/own_columns.py", "    if valued:\n", "    if False:\n", "tests/test_outputs_own_columns.py"),
     ("magnitude-rows-apart-ignored", "lmdp_pipeline/outputs/differencing.py", 'c.n + coalesce(m.n, 0) - 2 * c.shared + {"c.shared_apart" if table.magnitude else "0"} AS diff', "c.n + coalesce(m.n, 0) - 2 * c.shared AS diff", "tests/test_outputs_differencing.py"),
+    ("magnitude-rows-apart-first-mask-only", "lmdp_pipeline/outputs/differencing.py", 'f"bit_or(xor(m{c}, {every_bit})) AS d{c}"', 'f"bit_or(xor(m{c}, {every_bit if c == 0 else 0})) AS d{c}"', "tests/test_outputs_differencing.py"),
     ("related-outsiders-named", S+"build.py", "elif variable.identifier is IdentifierKind.person:", "elif False:", "tests/test_extract.py"),
     ("strangers-person-id-only", S+"checks.py", "[list(PERSON_COLUMNS)])", "[[PERSON_ID]])", "tests/test_extract.py"),
     ("null-person-passes", S+"checks.py", "            if nobody:", "            if False:", "tests/test_extract.py"),

@@ -204,3 +204,22 @@ def test_sums_whose_filters_keep_the_same_persons_but_not_the_same_rows_are_diff
     counts = examine(home, contracts, write_request(home, "r3", {"t": {"from": "spells", "rows": "grp", "statistic": "count",
                                                                          "filter": {"start": {"not_in": ["1994-06"]}}}}))
     assert flagged(counts) == set(), "a count of the same persons tells nothing new"
+
+
+def test_sums_compared_with_more_earlier_tables_than_one_mask_holds(home, contracts):
+    """70 sums in one request: the last (region n) is 3 persons from the five unfiltered ones, which sit in the second
+    64-bit mask behind 64 tables of region s (disjoint from it: far apart); those five alone show the difference."""
+    amount = column("amount", "DOUBLE", "default")
+    rows, number = [], 0
+    for (grp, kind, region), persons in BASE.items():
+        for _ in range(persons):
+            rows.append((pid(number), grp, kind, region, 10.0))
+            number += 1
+    make_extract(home, {"people": ([PERSON, GROUPS, KINDS, REGION, amount], rows)})
+    table = {**TABLE, "statistic": "sum", "value": "amount"}
+    tables = {f"t{n:02d}": {**table, "filter": {"region": {"eq": "s"}}} for n in range(64)}
+    tables |= {f"t{n:02d}": {**table} for n in range(64, 69)} | {"t69": {**table, "filter": {"region": {"eq": "n"}}}}
+    examination = examine(home, contracts, write_request(home, "r1", tables))
+    assert ("A", "x") in flagged(examination, "t69")
+    notes = next(t for t in examination.tables if t.name == "t69").cells.cells[("A", "x")].notes
+    assert {note.split("table ")[1].split(" of")[0] for note in notes} == {f"t{n}" for n in range(64, 69)}

@@ -201,7 +201,7 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
             FROM {table.rows_from(source_rows)} {" ".join(t.join for t in joined)}),
         per_person AS (
             SELECT {grouping}, person_id, {", ".join(f"bit_or({n}) AS {n}" for n in names)},
-                   {", ".join(f"bit_or(xor(m{c}, {every_bit if c == 0 else '0::UBIGINT'})) AS d{c}" for c in chunks)}
+                   {", ".join(f"bit_or(xor(m{c}, {every_bit})) AS d{c}" for c in chunks)}
             FROM marked WHERE {" OR ".join(f"{n} <> 0" for n in names)} GROUP BY GROUPING SETS ({sets})),
         patterns AS (
             SELECT ga, gb, ka, kb, {", ".join(names)}, {", ".join(rows_apart)}, count(*) AS n,
