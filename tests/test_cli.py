@@ -1,5 +1,6 @@
 """`lmdp` as a user runs it: a subprocess with its own LMDP_HOME."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -74,9 +75,13 @@ def test_demo_runs_through_dagster_on_the_persistent_instance(tmp_path):
     assert "i_residence      canton  <- override: Canton-level regional analysis" in check.stdout
     assert "table external_survey_2025: from external/P2026-001/survey_2025.csv" in check.stdout
     assert re.search(r"2 invalid matricules \(rows \d+, \d+\) left out", check.stdout), check.stdout
-    survey = tmp_path / "external" / "P2026-001" / "survey_2025.csv"
+    survey, approval = tmp_path / "external" / "P2026-001" / "survey_2025.csv", tmp_path / "approvals" / "P2026-001.yaml"
+    approved = hashlib.sha256(survey.read_bytes()).hexdigest()
     survey.write_text(survey.read_text().replace("q_hours", "q_email"))
-    refused = lmdp(tmp_path, "approvals", "check", str(tmp_path / "approvals" / "P2026-001.yaml"))
+    unapproved = lmdp(tmp_path, "approvals", "check", str(approval))
+    assert unapproved.returncode == 1 and "field external.survey_2025.sha256: the file is not the one" in unapproved.stderr
+    approval.write_text(approval.read_text().replace(approved, hashlib.sha256(survey.read_bytes()).hexdigest()))
+    refused = lmdp(tmp_path, "approvals", "check", str(approval))
     assert refused.returncode == 1 and "column 3 of the header is not declared" in refused.stderr and "q_email" not in refused.stderr
 
 
