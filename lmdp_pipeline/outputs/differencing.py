@@ -188,7 +188,9 @@ def _recompute(con: duckdb.DuckDBPyConnection, table: ResolvedTable, earlier: li
         f", {raw_label_sql(table.expression(spec.columns))} AS kb" if two_way else "")
     sets = "(ka, kb, person_id), (ka, person_id), (kb, person_id), (person_id)" if two_way else "(ka, person_id), (person_id)"
     grouping = "GROUPING(ka) AS ga, GROUPING(kb) AS gb, ka, kb" if two_way else "GROUPING(ka) AS ga, 1 AS gb, ka, NULL AS kb"
+
     def bit(masks: str) -> str:
+        """SQL: bit k of the ``masks`` (``m``: the tables that keep a pattern; ``d``: those that keep other rows)."""
         return f"((CASE k // 64 {' '.join(f'WHEN {c} THEN {masks}{c}' for c in chunks)} END) >> (k % 64)::UBIGINT) & 1::UBIGINT = 1"
 
     new = "m0 & 1::UBIGINT = 1"

@@ -63,9 +63,8 @@ def review_reason(tables: list[ResolvedTable], earlier: list[EarlierTable]) -> s
     valued = sorted({value for value in map(own_value, tables) if value})
     if valued:
         return (f"tables sum, average or take the median of values of the researchers' own files ({', '.join(valued)}) by "
-                "what the registers say: they "
-                "set those values, so a total can be a code telling which of the persons they chose are in a cell "
-                "(weights of 1, 2, 4, ...); an output checker decides")
+                "what the registers say: they set those values, so a total can be a code telling which of the persons they "
+                "chose are in a cell (weights of 1, 2, 4, ...); an output checker decides")
     mine = {use for use in map(own_column_use, tables) if use}
     if not mine:
         return None
