@@ -108,8 +108,8 @@ CHECKS = {
     "period_complete": "Every month of the period was read for every register, and _manifest says which months each table holds.",
     "disclosure_risk": (
         "The re-identification risk of the extract is within the disclosure policy (persons below k or l in some month, "
-        "expected re-identifications counted against the whole register), or the approval accepts it with compensating "
-        "measures (then a warning)."
+        "expected re-identifications counted against the whole register, the researchers' own respondents below k or l), "
+        "or the approval accepts the figures it measured with compensating measures (then a warning)."
     ),
 }
 
