@@ -20,6 +20,7 @@ import yaml
 from lmdp_pipeline.audit import AuditLog
 from lmdp_pipeline.keys import Keystore, MasterKey
 from lmdp_pipeline.paths import PlatformPaths
+from lmdp_pipeline.projects.approval import parse_approval
 from lmdp_pipeline.projects.lifecycle import build_project
 from lmdp_pipeline.risk.assess import estimate_risk
 from lmdp_pipeline.risk.model import RiskModel
@@ -124,6 +125,23 @@ def test_new_data_in_the_warehouse_searches_again(home, contracts, keystore):
     (month.parent / f"{month.name}.new").replace(month)
     again = build(home, contracts, keystore)
     assert again.suggestions and changes(again) == changes(preview(home, contracts))
+    assert not path.exists() and len(kept(home)) == 1
+
+
+def test_another_population_of_the_same_register_searches_again(home, contracts, keystore):
+    """Pensioners and the self-employed instead of pensioners: the register's counts, the period and the levels stay;
+    only who is in the extract changes, which the kept answer must not outlive."""
+    build_of_pensioners = build(home, contracts, keystore)
+    [path] = kept(home)
+    plant(path, [])
+    approval = home.approval_file(PROJECT)
+    data = yaml.safe_load(approval.read_text())
+    data["population"] = [{"register": "affiliation", "where": {"a_status": {"in": ["pensioner", "self_employed"]}}}]
+    approval.write_text(yaml.safe_dump(data, sort_keys=False))
+    wider = build(home, contracts, keystore)
+    expected = estimate_risk(home, plan_for(PROJECT, contracts, "2024-01:2024-03", population=parse_approval(approval).population))
+    assert wider.suggestions and changes(wider) == changes(expected)
+    assert wider.figures.persons > build_of_pensioners.figures.persons
     assert not path.exists() and len(kept(home)) == 1
 
 

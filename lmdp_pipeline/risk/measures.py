@@ -19,7 +19,10 @@ counts on 64-bit ids, and combinations are spelled out only in small dictionarie
 - ``risk_pm``, ``risk_combos``, ``risk_cm``: the extract as a whole, one row per person
   and month with the combination of every person table's ids (``combo``);
 - ``risk_sv<j>``: the values of each sensitive variable per person, month and combo;
-- ``risk_respondents``: the persons of the researchers' own files (external data).
+- ``risk_respondents``: the persons of the researchers' own files (external data);
+- ``risk_sr<i>``, ``risk_pr``, ``risk_svr<j>``: the rows of ``risk_s<i>``, ``risk_pm`` and
+  ``risk_sv<j>`` in cells (month and combination at the approved levels) below k, or
+  below l: the only rows a node's persons at risk can come from (``_rare``).
 
 Every id is a hash checked free of collisions on the dictionary it indexes (the
 measure stops rather than merge two classes). A node of the lattice maps each element
@@ -172,6 +175,20 @@ class Workspace:
         for j, variable in enumerate(self.model.sensitive):
             run(self.con, f"""CREATE OR REPLACE TEMP TABLE risk_sv{j} AS SELECT DISTINCT pm.unit, pm.month, pm.combo, v.value
                 FROM ({sensitive[variable.name]}) v JOIN risk_pm pm ON pm.unit = v.unit AND pm.month = v.month""", params)
+            self._rare(f"risk_svr{j}", f"risk_sv{j}", f"SELECT month, combo FROM risk_sv{j} GROUP BY ALL HAVING count(DISTINCT value) < $l",
+                       "month, combo")
+
+    def _rare(self, name: str, rows: str, cells: str, key: str) -> None:
+        """``name``: the rows of ``rows`` in ``cells`` (``key`` columns), those below k (or l) at the approved levels.
+
+        Every node is at or above the approved levels, so its classes are unions of these
+        cells: a class below k holds only cells below k, a class with fewer than l values
+        only cells with fewer. The persons at risk at any node are therefore found among
+        these rows, a few percent of the person-months a ten-year extract has, instead
+        of by a scan of all of them at every node of the search.
+        """
+        run(self.con, f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {rows} SEMI JOIN ({cells}) USING ({key})",
+            {"k": self.k, "l": self.l})
 
     def _load_sample(self, i: int, table: MeasuredTable, rows: str, params: dict) -> None:
         con = self.con
@@ -188,6 +205,7 @@ class Workspace:
             con.execute(f"CREATE OR REPLACE TEMP TABLE risk_s{i} AS SELECT unit, month, records, hash(profile) AS kid FROM risk_um{i}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE risk_sc{i} AS SELECT month, kid, count(*) AS units, sum(records) AS records "
                     f"FROM risk_s{i} GROUP BY ALL")
+        self._rare(f"risk_sr{i}", f"risk_s{i}", f"SELECT month, kid FROM risk_sc{i} WHERE units < $k", "month, kid")
         if not (table.about_persons and table.month):  # monthly person tables are counted with the extract as a whole
             self.unit_counts[i] = con.execute(f"SELECT count(DISTINCT unit) FROM risk_s{i}").fetchone()[0]
 
@@ -235,6 +253,7 @@ class Workspace:
         con.execute(f"CREATE OR REPLACE TEMP TABLE risk_combos AS SELECT DISTINCT combo, {names} FROM risk_pm")
         self._distinct("risk_combos", "combo", "combinations of the extract")
         con.execute("CREATE OR REPLACE TEMP TABLE risk_cm AS SELECT month, combo, count(*) AS persons FROM risk_pm GROUP BY ALL")
+        self._rare("risk_pr", "risk_pm", "SELECT month, combo FROM risk_cm WHERE persons < $k", "month, combo")
         counted = [i for i, t in self.persons if t.month]  # every unit-month of theirs is a row of risk_pm
         # one pass grouped by person rather than a distinct set per table: at ten years of a whole population the
         # person-months are hundreds of millions of rows, and each distinct set spills on its own
@@ -248,11 +267,14 @@ class Workspace:
         self.respondent_count = con.execute("SELECT count(*) FROM risk_respondents").fetchone()[0]
 
     def fingerprint(self) -> str:
-        """A digest of every loaded table (rows counted and hashed in DuckDB, in no particular order): what a node's
-        figures are computed from, so two workspaces with the same fingerprint give the same figures at every node."""
-        tables = ["risk_pm", "risk_combos", "risk_cm", "risk_respondents", *(f"risk_sv{j}" for j in range(len(self.model.sensitive)))]
+        """A digest of every table loaded from the sources (rows counted and hashed in DuckDB, in no particular order):
+        what a node's figures are computed from, so two workspaces with the same fingerprint give the same figures at
+        every node. The other tables (``risk_pm`` and what is counted from it, ``risk_sc<i>``, the rare rows) are
+        computed from these by this module, whose source the memo's digest names: hashing them again, a scan of every
+        person-month, would add nothing."""
+        tables = [f"risk_sv{j}" for j in range(len(self.model.sensitive))]
         for i, table in enumerate(self.model.tables):
-            tables += [f"risk_s{i}", f"risk_sc{i}", f"risk_p{i}", f"risk_e{i}"] + ([] if table.single else [f"risk_kl{i}"])
+            tables += [f"risk_s{i}", f"risk_p{i}", f"risk_e{i}"] + ([] if table.single else [f"risk_kl{i}"])
         digests = self.con.execute(" UNION ALL ".join(
             f"SELECT '{name}', count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {name} t" for name in tables)).fetchall()
         described = [sorted(digests), self.person_count, sorted(self.unit_counts.items()), self.k, self.l]
@@ -299,9 +321,9 @@ class Workspace:
 
     def _units_at_risk(self, i: int) -> tuple[int, int]:
         """Units of table ``i``, and those in a class below k in some month (the longitudinal view)."""
-        below = run(self.con, f"""SELECT count(DISTINCT unit) FROM risk_s{i} SEMI JOIN (
+        below = run(self.con, f"""SELECT count(DISTINCT unit) FROM risk_sr{i} SEMI JOIN (
                 SELECT sc.month, sc.kid FROM risk_sc{i} sc JOIN risk_n{i} n USING (kid)
-                JOIN ({self._table_classes(i)}) c ON c.month = sc.month AND c.nk = n.nk WHERE c.units < $k
+                JOIN ({self._table_classes(i)}) c ON c.month = sc.month AND c.nk = n.nk WHERE sc.units < $k AND c.units < $k
             ) small USING (month, kid)""", {"k": self.k}).fetchone()[0]
         return self.unit_counts[i], below
 
@@ -323,15 +345,16 @@ class Workspace:
 
     @staticmethod
     def _below_k() -> str:
-        return """SELECT DISTINCT unit FROM risk_pm SEMI JOIN (SELECT cm.month, cm.combo FROM risk_cm cm JOIN risk_node n USING (combo)
-            JOIN risk_classes c ON c.month = cm.month AND c.class = n.class WHERE c.persons < $k) small USING (month, combo)"""
+        return """SELECT DISTINCT unit FROM risk_pr SEMI JOIN (SELECT cm.month, cm.combo FROM risk_cm cm JOIN risk_node n USING (combo)
+            JOIN risk_classes c ON c.month = cm.month AND c.class = n.class WHERE cm.persons < $k AND c.persons < $k)
+            small USING (month, combo)"""
 
     @staticmethod
     def _l_classes(j: int) -> str:
         return f"SELECT sv.month, n.class, count(DISTINCT sv.value) AS l FROM risk_sv{j} sv JOIN risk_node n USING (combo) GROUP BY ALL"
 
     def _below_l(self, j: int) -> str:
-        return f"""SELECT DISTINCT sv.unit, sv.month FROM risk_sv{j} sv JOIN risk_node n USING (combo)
+        return f"""SELECT DISTINCT sv.unit, sv.month FROM risk_svr{j} sv JOIN risk_node n USING (combo)
             JOIN ({self._l_classes(j)}) c ON c.month = sv.month AND c.class = n.class WHERE c.l < $l"""
 
     def _diversity(self) -> list[Diversity]:

@@ -11,7 +11,8 @@ reads it instead of searching; a preview reads, only builds write (a run changes
 Why a kept answer is never a wrong one:
 
 - new data (a month re-ingested or added, a new key, another population): the
-  workspace's fingerprint (every loaded table counted and hashed in DuckDB) changes;
+  workspace's fingerprint (every table loaded from the sources counted and hashed in
+  DuckDB) changes;
 - new hierarchies or a new policy: the SQL of every level of every quasi-identifier,
   k, l and both limits are in the digest;
 - new measuring code: the source of ``measures``, ``lattice``, ``model`` and this
