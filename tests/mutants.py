@@ -148,6 +148,7 @@ MUTANTS = [
      "    if path.suffix in policy.blocked_extensions:", "tests/test_outputs_release.py"),
     ("evidence-request-block-released", O+"release.py", "    if full:\n        request |= {",
      "    if True:\n        request |= {", "tests/test_outputs_evidence.py"),
+    ("file-replaced-during-the-read-linked", S+"external.py", "if sha256 and sha256_of(path) != sha256:", "if False:", "tests/test_external.py"),
     ("exports-after-expiry", "lmdp_pipeline/exports/publish.py", "    if is_retired(approval, today):\n        raise ExportError",
      "    if False:\n        raise ExportError", "tests/test_exports.py"),
 ]

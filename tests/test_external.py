@@ -256,6 +256,30 @@ def test_a_file_other_than_the_approved_one_is_refused_and_builds_nothing(built,
     assert check(paths, contracts, paths.approvals / f"{PROJECT}.yaml").plan.approval.external[SURVEY].sha256 == delivered
 
 
+def test_a_file_replaced_while_the_build_reads_it_is_refused(built, survey_rows, small_home, contracts, key, tmp_path,
+                                                              monkeypatch):
+    """An operator drops the next version (not yet approved) while a build is linking the approved one: the build
+    checked the approved file's checksum but would load the new one. The new file must never be linked."""
+    from lmdp_pipeline.projects import external
+
+    paths = own_external(small_home, tmp_path)
+    survey = paths.external / PROJECT / f"{SURVEY}.csv"
+    _rewrite(survey_rows, survey, lambda rows: rows)
+    plan = approved_files(plan_for(PROJECT, contracts), paths)
+    newcomer = next(m for m in _valid_matricules("1965", 50) if m not in {r["matricule"] for r in survey_rows})
+    reading = external.check_external
+
+    def replaced_then_read(*args, **kwargs):
+        _rewrite(survey_rows, survey, lambda rows: rows + [{"matricule": newcomer, "q_health": "3", "q_hours": "40"}])
+        return reading(*args, **kwargs)
+
+    monkeypatch.setattr(external, "check_external", replaced_then_read)
+    paths.extracts.mkdir()
+    with pytest.raises(ExternalDataRefused, match=f"the file changed while it was read; field external.{SURVEY}.sha256"):
+        build_extract(plan, paths, key, {})
+    assert list(paths.extracts.iterdir()) == [], "nothing built"
+
+
 def test_a_file_without_its_header_line_echoes_no_value(survey_rows, small_home, contracts, key, tmp_path):
     """The first data row read as a header must not reach a message: a matricule (and here a name) would."""
     paths = own_external(small_home, tmp_path)

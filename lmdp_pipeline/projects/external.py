@@ -296,6 +296,9 @@ def link_external(
     if sha256 and (unapproved := unapproved_file(name, dataset, sha256)):
         raise ExternalDataRefused(path, [unapproved])
     loaded, invalid = check_external(con, path, name, dataset, raw, population_map)
+    if sha256 and sha256_of(path) != sha256:  # replaced between the checksum and the read: what was loaded is unapproved
+        raise ExternalDataRefused(path, [f"the file changed while it was read; field external.{name}.sha256 names the "
+                                         "approved file: build again once the file in place is the approved one"])
     staged, file_order = f"external_staged_{name}", f"external_order_{name}"
     identifier = f"trim(r.{loaded.positions[dataset.id_column]})"
     columns = ", ".join(f"TRY_CAST(NULLIF(trim(r.{loaded.positions[c]}), '') AS {SQL_TYPES[column.type]}) AS {q(c)}"
